@@ -1,0 +1,1 @@
+"""Depth Anything for the Hugging Face stack."""

@@ -1,0 +1,31 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="depth_anything_hf",
+    version="0.1.0",
+    description="Transformers-native Depth Anything (V1/V2) with the full two-stage semi-supervised training system",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    packages=find_packages(include=["depth_anything_hf", "depth_anything_hf.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "torch>=2.4",
+        "transformers>=5,<6",
+        "accelerate>=1.0",
+        "datasets>=3.0",
+        "safetensors>=0.4",
+        "evaluate>=0.4",
+        "huggingface-hub>=1.0",
+        "pillow>=10",
+        "numpy>=1.26",
+        "kornia>=0.7",
+        "pyarrow>=15",
+        "tqdm>=4.60",
+    ],
+    extras_require={
+        "dev": ["pytest>=8", "scikit-image>=0.22", "tensorboard>=2.14", "mvtb-data>=1.0"],
+        "tensorboard": ["tensorboard>=2.14"],
+    },
+    entry_points={"console_scripts": ["depth-anything=depth_anything_hf.cli:main"]},
+)
