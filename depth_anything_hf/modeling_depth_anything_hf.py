@@ -1,0 +1,506 @@
+"""Depth Anything (V1 and V2): a DINOv2 ViT encoder and a DPT decoder (METHOD.md section 1).
+
+This file imports only torch, transformers and its siblings `configuration_depth_anything_hf` and `losses`,
+so that `save_pretrained` can copy them next to the weights for `trust_remote_code` users.
+
+Parameter names follow the official DINOv2 encoder (`encoder.blocks.i.attn.qkv`, ...) so that official
+`.pth` checkpoints map onto it by prefix, and a clearly named DPT decoder (`neck.*`, `head.*`).
+"""
+
+import math
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from safetensors.torch import load_file, save_file
+from transformers import PreTrainedConfig, PreTrainedModel
+from transformers import initialization as init
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import DepthEstimatorOutput
+from transformers.utils import cached_file
+
+from . import checkpoints
+from .configuration_depth_anything_hf import DepthAnythingHFConfig
+from .losses import affine_invariant_loss
+
+
+@dataclass
+class DepthAnythingHFOutput(DepthEstimatorOutput):
+    """[`DepthEstimatorOutput`] plus the encoder's final patch features.
+
+    Args:
+        encoder_features (`torch.FloatTensor` of shape `(batch_size, num_patches, hidden_size)`, *optional*):
+            The last encoder block's patch tokens after the final LayerNorm, class token dropped; returned with
+            `output_encoder_features=True` (used for feature alignment to a frozen DINOv2, eq. 7).
+    """
+
+    encoder_features: torch.FloatTensor | None = None
+
+
+# ----------------------------------------------------------------------------------------------------------
+# DINOv2 encoder
+# ----------------------------------------------------------------------------------------------------------
+
+
+class PatchEmbed(nn.Module):
+    def __init__(self, config: DepthAnythingHFConfig):
+        super().__init__()
+        self.proj = nn.Conv2d(config.num_channels, config.hidden_size, config.patch_size, stride=config.patch_size)
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.proj(pixel_values).flatten(2).transpose(1, 2)
+
+
+class LayerScale(nn.Module):
+    def __init__(self, dim: int, init_value: float):
+        super().__init__()
+        self.gamma = nn.Parameter(torch.full((dim,), init_value))
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return hidden_states * self.gamma
+
+
+class DropPath(nn.Module):
+    """Stochastic depth: drops the whole residual branch per sample during training."""
+
+    def __init__(self, drop_prob: float):
+        super().__init__()
+        self.drop_prob = drop_prob
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        if self.drop_prob == 0.0 or not self.training:
+            return hidden_states
+        keep_prob = 1 - self.drop_prob
+        shape = (hidden_states.shape[0],) + (1,) * (hidden_states.ndim - 1)
+        keep = hidden_states.new_empty(shape).bernoulli_(keep_prob)
+        return hidden_states * keep / keep_prob
+
+
+class Attention(nn.Module):
+    def __init__(self, config: DepthAnythingHFConfig):
+        super().__init__()
+        self.num_heads = config.num_attention_heads
+        self.head_dim = config.hidden_size // config.num_attention_heads
+        # One fused projection: a single GEMM for q, k and v, and the official checkpoint layout.
+        self.qkv = nn.Linear(config.hidden_size, 3 * config.hidden_size, bias=config.qkv_bias)
+        self.proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.config = config
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        batch_size, seq_len, hidden_size = hidden_states.shape
+        qkv = self.qkv(hidden_states).reshape(batch_size, seq_len, 3, self.num_heads, self.head_dim)
+        query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        if self.config._attn_implementation == "eager":
+            scores = (query * self.head_dim**-0.5) @ key.transpose(-2, -1)
+            context = scores.softmax(dim=-1, dtype=torch.float32).to(value.dtype) @ value
+        else:
+            context = F.scaled_dot_product_attention(query, key, value)
+        context = context.transpose(1, 2).reshape(batch_size, seq_len, hidden_size)
+        return self.proj(context)
+
+
+class Mlp(nn.Module):
+    def __init__(self, config: DepthAnythingHFConfig):
+        super().__init__()
+        self.fc1 = nn.Linear(config.hidden_size, config.mlp_hidden_size)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(config.mlp_hidden_size, config.hidden_size)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(hidden_states)))
+
+
+class SwiGLUFFNFused(nn.Module):
+    """ViT-G's feed-forward: silu(x W1) * (x W2), with W1 and W2 stored as one fused matrix `w12`."""
+
+    def __init__(self, config: DepthAnythingHFConfig):
+        super().__init__()
+        self.w12 = nn.Linear(config.hidden_size, 2 * config.mlp_hidden_size)
+        self.w3 = nn.Linear(config.mlp_hidden_size, config.hidden_size)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        gate, value = self.w12(hidden_states).chunk(2, dim=-1)
+        return self.w3(F.silu(gate) * value)
+
+
+class Block(GradientCheckpointingLayer):
+    def __init__(self, config: DepthAnythingHFConfig, drop_path: float):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.attn = Attention(config)
+        self.ls1 = LayerScale(config.hidden_size, config.layerscale_value)
+        self.norm2 = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.mlp = SwiGLUFFNFused(config) if config.use_swiglu_ffn else Mlp(config)
+        self.ls2 = LayerScale(config.hidden_size, config.layerscale_value)
+        self.drop_path = DropPath(drop_path)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        hidden_states = hidden_states + self.drop_path(self.ls1(self.attn(self.norm1(hidden_states))))
+        return hidden_states + self.drop_path(self.ls2(self.mlp(self.norm2(hidden_states))))
+
+
+class DinoVisionTransformer(nn.Module):
+    """DINOv2 ViT encoder (no register tokens) returning the tapped blocks' normed patch tokens."""
+
+    def __init__(self, config: DepthAnythingHFConfig):
+        super().__init__()
+        self.config = config
+        grid = config.image_size // config.patch_size
+        self.patch_embed = PatchEmbed(config)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, config.hidden_size))
+        self.pos_embed = nn.Parameter(torch.zeros(1, grid * grid + 1, config.hidden_size))
+        # Unused at inference; kept so DINOv2 and Depth Anything checkpoints load without leftovers.
+        self.mask_token = nn.Parameter(torch.zeros(1, config.hidden_size))
+        # Stochastic depth grows linearly with depth, as in DINOv2.
+        last = max(config.num_hidden_layers - 1, 1)
+        self.blocks = nn.ModuleList(
+            Block(config, config.drop_path_rate * index / last) for index in range(config.num_hidden_layers)
+        )
+        self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def interpolate_pos_encoding(self, patch_height: int, patch_width: int) -> torch.Tensor:
+        """Position embeddings for a `patch_height x patch_width` grid (bicubic, in float32, no antialias).
+
+        With `pos_embed_interpolation="official"` the grid is resized by the scale factor
+        `(n + 0.1) / 37`, exactly as DINOv2 and the released Depth Anything models do; this shifts the
+        sampling positions slightly compared with resizing to the target size (transformers' DINOv2).
+        """
+        stored_grid = int(math.sqrt(self.pos_embed.shape[1] - 1))
+        if patch_height == stored_grid and patch_width == stored_grid:
+            return self.pos_embed
+        class_pos_embed = self.pos_embed[:, :1]
+        patch_pos_embed = self.pos_embed[:, 1:].float()
+        patch_pos_embed = patch_pos_embed.reshape(1, stored_grid, stored_grid, -1).permute(0, 3, 1, 2)
+        if self.config.pos_embed_interpolation == "official":
+            resize = {
+                "scale_factor": ((patch_height + 0.1) / stored_grid, (patch_width + 0.1) / stored_grid),
+            }
+        else:
+            resize = {"size": (patch_height, patch_width)}
+        patch_pos_embed = F.interpolate(patch_pos_embed, mode="bicubic", align_corners=False, **resize)
+        patch_pos_embed = patch_pos_embed.permute(0, 2, 3, 1).flatten(1, 2).to(self.pos_embed.dtype)
+        return torch.cat((class_pos_embed, patch_pos_embed), dim=1)
+
+    def forward(
+        self, pixel_values: torch.Tensor, output_hidden_states: bool = False
+    ) -> tuple[list[torch.Tensor], torch.Tensor, tuple[torch.Tensor, ...] | None]:
+        """Returns (normed patch tokens of each tapped block, normed patch tokens of the last block,
+        all hidden states incl. the embeddings if requested)."""
+        patch_height = pixel_values.shape[-2] // self.config.patch_size
+        patch_width = pixel_values.shape[-1] // self.config.patch_size
+        patch_tokens = self.patch_embed(pixel_values)
+        cls_tokens = self.cls_token.expand(patch_tokens.shape[0], -1, -1).to(patch_tokens.dtype)
+        hidden_states = torch.cat((cls_tokens, patch_tokens), dim=1)
+        hidden_states = hidden_states + self.interpolate_pos_encoding(patch_height, patch_width).to(
+            hidden_states.dtype
+        )
+
+        all_hidden_states = [hidden_states] if output_hidden_states else None
+        tapped_by_index = {}
+        for index, block in enumerate(self.blocks):
+            hidden_states = block(hidden_states)
+            if output_hidden_states:
+                all_hidden_states.append(hidden_states)
+            if index in self.config.out_indices:
+                tapped_by_index[index] = self.norm(hidden_states)[:, 1:]
+        tapped = [tapped_by_index[index] for index in self.config.out_indices]
+        last_patch_tokens = self.norm(hidden_states)[:, 1:]
+        return tapped, last_patch_tokens, tuple(all_hidden_states) if output_hidden_states else None
+
+
+# ----------------------------------------------------------------------------------------------------------
+# DPT decoder
+# ----------------------------------------------------------------------------------------------------------
+
+
+class ResidualConvUnit(nn.Module):
+    """ReLU - conv3x3 - ReLU - conv3x3, plus the input."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, kernel_size=3, padding=1)
+        self.conv2 = nn.Conv2d(channels, channels, kernel_size=3, padding=1)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        residual = self.conv1(F.relu(features))
+        residual = self.conv2(F.relu(residual))
+        return features + residual
+
+
+class FeatureFusionBlock(nn.Module):
+    """`x0 + RCU1(skip)`, RCU2, bilinear upsampling (align_corners=True), 1x1 projection."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.residual_unit1 = ResidualConvUnit(channels)
+        self.residual_unit2 = ResidualConvUnit(channels)
+        self.out_conv = nn.Conv2d(channels, channels, kernel_size=1)
+
+    def forward(
+        self, features: torch.Tensor, skip: torch.Tensor | None = None, size: tuple[int, int] | None = None
+    ) -> torch.Tensor:
+        if skip is not None:
+            features = features + self.residual_unit1(skip)
+        features = self.residual_unit2(features)
+        resize = {"size": size} if size is not None else {"scale_factor": 2}
+        features = F.interpolate(features, mode="bilinear", align_corners=True, **resize)
+        return self.out_conv(features)
+
+
+class DPTNeck(nn.Module):
+    """Reassembles the four tapped token maps at 4x, 2x, 1x and 1/2x the patch grid and fuses them deepest first."""
+
+    def __init__(self, config: DepthAnythingHFConfig):
+        super().__init__()
+        channels = config.neck_hidden_sizes
+        self.projections = nn.ModuleList(nn.Conv2d(config.hidden_size, c, kernel_size=1) for c in channels)
+        self.resize_layers = nn.ModuleList(
+            [
+                nn.ConvTranspose2d(channels[0], channels[0], kernel_size=4, stride=4),
+                nn.ConvTranspose2d(channels[1], channels[1], kernel_size=2, stride=2),
+                nn.Identity(),
+                nn.Conv2d(channels[3], channels[3], kernel_size=3, stride=2, padding=1),
+            ]
+        )
+        self.convs = nn.ModuleList(
+            nn.Conv2d(c, config.fusion_hidden_size, kernel_size=3, padding=1, bias=False) for c in channels
+        )
+        # fusion_blocks[i] fuses at the resolution of tap i; they run from i = 3 (deepest) down to 0.
+        self.fusion_blocks = nn.ModuleList(FeatureFusionBlock(config.fusion_hidden_size) for _ in channels)
+
+    def forward(self, tapped_tokens: list[torch.Tensor], patch_height: int, patch_width: int) -> torch.Tensor:
+        feature_maps = []
+        for tokens, projection, resize, conv in zip(tapped_tokens, self.projections, self.resize_layers, self.convs):
+            grid = tokens.transpose(1, 2).reshape(tokens.shape[0], tokens.shape[-1], patch_height, patch_width)
+            feature_maps.append(conv(resize(projection(grid))))
+
+        fused = self.fusion_blocks[3](feature_maps[3], size=feature_maps[2].shape[-2:])
+        fused = self.fusion_blocks[2](fused, feature_maps[2], size=feature_maps[1].shape[-2:])
+        fused = self.fusion_blocks[1](fused, feature_maps[1], size=feature_maps[0].shape[-2:])
+        return self.fusion_blocks[0](fused, feature_maps[0])
+
+
+class DepthHead(nn.Module):
+    """conv3x3 F -> F/2, bilinear to the input size, conv3x3 -> 32, ReLU, conv1x1 -> 1, then ReLU (relative
+    disparity) or Sigmoid x max_depth (metric depth in metres)."""
+
+    def __init__(self, config: DepthAnythingHFConfig):
+        super().__init__()
+        features = config.fusion_hidden_size
+        self.conv1 = nn.Conv2d(features, features // 2, kernel_size=3, padding=1)
+        self.conv2 = nn.Conv2d(features // 2, config.head_hidden_size, kernel_size=3, padding=1)
+        self.conv3 = nn.Conv2d(config.head_hidden_size, 1, kernel_size=1)
+        self.is_metric = config.depth_estimation_type == "metric"
+        self.max_depth = config.max_depth
+
+    def forward(self, fused: torch.Tensor, output_size: tuple[int, int]) -> torch.Tensor:
+        hidden = self.conv1(fused)
+        hidden = F.interpolate(hidden, size=output_size, mode="bilinear", align_corners=True)
+        prediction = self.conv3(F.relu(self.conv2(hidden)))
+        if self.is_metric:
+            prediction = torch.sigmoid(prediction) * self.max_depth
+        else:
+            prediction = F.relu(prediction)
+        return prediction.squeeze(1)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# PreTrainedModel
+# ----------------------------------------------------------------------------------------------------------
+
+
+class DepthAnythingHFPreTrainedModel(PreTrainedModel):
+    config_class = DepthAnythingHFConfig
+    config: DepthAnythingHFConfig
+    base_model_prefix = "depth_anything"
+    main_input_name = "pixel_values"
+    input_modalities = ("image",)
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _no_split_modules = ["Block"]
+
+    def _init_weights(self, module: nn.Module) -> None:
+        std = self.config.initializer_range
+        if isinstance(module, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+            init.trunc_normal_(module.weight, mean=0.0, std=std)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.LayerNorm):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+        elif isinstance(module, LayerScale):
+            init.constant_(module.gamma, self.config.layerscale_value)
+        elif isinstance(module, DinoVisionTransformer):
+            init.trunc_normal_(module.pos_embed, mean=0.0, std=std)
+            init.normal_(module.cls_token, std=1e-6)
+            init.zeros_(module.mask_token)
+
+
+class DepthAnythingHFForDepthEstimation(DepthAnythingHFPreTrainedModel):
+    """Depth Anything: DINOv2 encoder + DPT decoder predicting a depth map at the input resolution.
+
+    Relative models (`config.depth_estimation_type == "relative"`) predict affine-invariant DISPARITY (larger
+    = nearer); metric models predict depth in metres.
+    """
+
+    def __init__(self, config: DepthAnythingHFConfig):
+        super().__init__(config)
+        self.encoder = DinoVisionTransformer(config)
+        self.neck = DPTNeck(config)
+        self.head = DepthHead(config)
+        self.post_init()
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        valid_mask: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        output_encoder_features: bool = False,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> DepthAnythingHFOutput | tuple:
+        r"""
+        Args:
+            pixel_values (`torch.FloatTensor` of shape `(batch_size, 3, height, width)`):
+                Normalised images; height and width must be multiples of `config.patch_size` (14).
+            labels (`torch.FloatTensor` of shape `(batch_size, height, width)`, *optional*):
+                Target disparity (relative models) or depth (metric models). With labels, the affine-invariant
+                loss of METHOD.md eq. 1-2 is returned as `loss`.
+            valid_mask (`torch.BoolTensor` of shape `(batch_size, height, width)`, *optional*):
+                Pixels of `labels` that count in the loss; all pixels by default.
+            output_hidden_states (`bool`, *optional*):
+                Return the embeddings and every block's output (before the final LayerNorm).
+            output_encoder_features (`bool`, defaults to `False`):
+                Return the last block's normed patch tokens as `encoder_features` `(batch_size, num_patches,
+                hidden_size)`.
+        """
+        if pixel_values.ndim != 4 or pixel_values.shape[1] != self.config.num_channels:
+            raise ValueError(
+                f"pixel_values must have shape (batch_size, {self.config.num_channels}, height, width), "
+                f"got {tuple(pixel_values.shape)}"
+            )
+        height, width = pixel_values.shape[-2:]
+        patch_size = self.config.patch_size
+        if height % patch_size or width % patch_size:
+            raise ValueError(
+                f"pixel_values height and width must be multiples of the patch size {patch_size}, got "
+                f"{height}x{width}; resize with DepthAnythingHFImageProcessor (ensure_multiple_of={patch_size})"
+            )
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+
+        tapped_tokens, last_patch_tokens, hidden_states = self.encoder(
+            pixel_values, output_hidden_states=output_hidden_states
+        )
+        fused = self.neck(tapped_tokens, height // patch_size, width // patch_size)
+        predicted_depth = self.head(fused, output_size=(height, width))
+
+        loss = None
+        if labels is not None:
+            if labels.shape != predicted_depth.shape:
+                raise ValueError(
+                    f"labels must have the prediction's shape {tuple(predicted_depth.shape)}, got {tuple(labels.shape)}"
+                )
+            loss = affine_invariant_loss(predicted_depth, labels, valid_mask)
+
+        encoder_features = last_patch_tokens if output_encoder_features else None
+        if not return_dict:
+            output = tuple(v for v in (predicted_depth, hidden_states, encoder_features) if v is not None)
+            return ((loss,) + output) if loss is not None else output
+        return DepthAnythingHFOutput(
+            loss=loss,
+            predicted_depth=predicted_depth,
+            hidden_states=hidden_states,
+            encoder_features=encoder_features,
+        )
+
+    # ------------------------------------------------------------------------------------------------------
+    # Other checkpoint layouts
+    # ------------------------------------------------------------------------------------------------------
+
+    @classmethod
+    def from_official_checkpoint(
+        cls,
+        path: str | os.PathLike,
+        version: str,
+        depth_estimation_type: str = "relative",
+        max_depth: float | None = None,
+    ) -> "DepthAnythingHFForDepthEstimation":
+        """Load an official Depth Anything `.pth` (V1 or V2; plain state dict or `{"model": ...}` with `module.`
+        prefixes). The size is inferred from the weights; `version` decides which blocks the decoder taps, which
+        the weights cannot tell (METHOD.md section 1), so it must be given.
+
+        Every official key must be used and every parameter filled, or a `CheckpointMismatchError` lists what
+        does not match.
+        """
+        official_state_dict = checkpoints.read_official_state_dict(path)
+        config = checkpoints.config_from_official_state_dict(
+            official_state_dict, version, depth_estimation_type=depth_estimation_type, max_depth=max_depth
+        )
+        model = cls(config)
+        checkpoints.load_official_checkpoint(model, official_state_dict, source=str(path))
+        return model.eval()
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        """As [`PreTrainedModel.from_pretrained`], and also accepts transformers' `depth_anything` checkpoints
+        (directories or Hub ids such as `depth-anything/Depth-Anything-V2-Small-hf`), converted on load."""
+        if kwargs.get("config") is None and pretrained_model_name_or_path is not None:
+            hub_kwargs = {
+                key: kwargs[key]
+                for key in ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
+                if key in kwargs
+            }
+            config_dict, _ = PreTrainedConfig.get_config_dict(pretrained_model_name_or_path, **hub_kwargs)
+            if checkpoints.is_transformers_checkpoint(config_dict):
+                return cls._from_transformers_checkpoint(
+                    pretrained_model_name_or_path, config_dict, hub_kwargs, kwargs.get("dtype")
+                )
+        return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+
+    @classmethod
+    def _from_transformers_checkpoint(cls, name_or_path, config_dict: dict, hub_kwargs: dict, dtype=None):
+        config = checkpoints.config_from_transformers(config_dict)
+        model = cls(config)
+        weights_file = cached_file(name_or_path, "model.safetensors", **hub_kwargs)
+        state_dict = checkpoints.transformers_to_ours(load_file(weights_file), model)
+        checkpoints.load_checked_state_dict(model, state_dict, source=f"transformers checkpoint {name_or_path}")
+        if dtype is not None and dtype != "auto":
+            model = model.to(getattr(torch, dtype) if isinstance(dtype, str) else dtype)
+        return model.eval()
+
+    def export_to_transformers(self, save_directory: str | os.PathLike) -> None:
+        """Write a checkpoint that plain transformers loads as `DepthAnythingForDepthEstimation` (config.json,
+        model.safetensors in its on-disk layout, preprocessor_config.json for its DPT image processor).
+
+        transformers' DINOv2 resizes position embeddings to the target size rather than by DINOv2's
+        `(n + 0.1) / 37` scale factor, so outputs agree exactly on square inputs and differ slightly on others.
+        """
+        from transformers.models.dpt.image_processing_pil_dpt import DPTImageProcessorPil
+
+        os.makedirs(save_directory, exist_ok=True)
+        checkpoints.config_to_transformers(self.config).save_pretrained(save_directory)
+        state_dict = {key: value.detach().cpu().contiguous() for key, value in self.state_dict().items()}
+        save_file(
+            checkpoints.ours_to_transformers(state_dict),
+            os.path.join(save_directory, "model.safetensors"),
+            metadata={"format": "pt"},
+        )
+        image_size = self.config.image_size
+        DPTImageProcessorPil(
+            size={"height": image_size, "width": image_size},
+            keep_aspect_ratio=True,
+            ensure_multiple_of=self.config.patch_size,
+            resample=3,  # bicubic
+            do_pad=False,
+            image_mean=[0.485, 0.456, 0.406],
+            image_std=[0.229, 0.224, 0.225],
+        ).save_pretrained(save_directory)
+
+
+__all__ = ["DepthAnythingHFForDepthEstimation", "DepthAnythingHFPreTrainedModel", "DepthAnythingHFOutput"]
