@@ -1,0 +1,406 @@
+"""Pre- and post-processing of Depth Anything (METHOD.md section 3).
+
+This file imports only transformers, torch, numpy, PIL and the standard library, so that `save_pretrained`
+can copy it next to the weights for `trust_remote_code` users who do not have this package.
+
+Pre-processing reproduces the official Depth Anything (V1 and V2) pipeline: the image as RGB floats in
+[0, 1]; a keep-aspect "lower_bound" resize (both sides at least 518, each a multiple of 14); bicubic
+interpolation of the floats without antialiasing; ImageNet mean/std normalisation.
+
+Bicubic interpolation versus the official `cv2.resize(..., interpolation=cv2.INTER_CUBIC)`: both use the
+cubic-convolution kernel with a = -0.75, half-pixel centres (source = (target + 0.5) * in / out - 0.5) and
+replicate the border pixels (out-of-range taps are clamped to the edge), and neither antialiases when
+shrinking. The only difference is arithmetic: torch computes source coordinates in float32, which moves a
+tap by up to ~1e-4 pixel at 2k widths. On uniform noise (the worst case) that changes values by up to
+~1.3e-4; on smooth 8-bit images (gradients, waves) it stays below 1e-6. (The official code feeds float64 images, for which OpenCV
+itself deviates from exact cubic convolution by a similar ~1e-4.)
+"""
+
+import io
+import math
+import os
+from collections.abc import Mapping, Sequence
+from typing import TypedDict
+
+import numpy as np
+import PIL.Image
+import PIL.ImageOps
+import torch
+import torch.nn.functional as F
+from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
+from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, load_image
+from transformers.utils import TensorType
+
+RESIZE_MODES = ("lower_bound", "minimal")
+# What `predicted_depth` holds for each model type ("depth_type" in the post-processed results).
+DEPTH_TYPE_OF_ESTIMATION_TYPE = {"relative": "disparity", "metric": "metric_depth"}
+# PIL modes holding one 16-bit channel ("I" is how older Pillow versions open 16-bit PNGs).
+_SIXTEEN_BIT_PIL_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+# Full-scale value of each integer dtype accepted as an image.
+_INTEGER_FULL_SCALE = {torch.uint8: 255.0, torch.uint16: 65535.0}
+# Errors PIL raises for files it cannot identify or decode (truncated data, bad headers, bad chunks).
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError)
+
+
+class DepthAnythingHFImageProcessorKwargs(TypedDict, total=False):
+    """Options of [`DepthAnythingHFImageProcessor`], overridable in `from_pretrained` and per call."""
+
+    do_resize: bool
+    size: int | dict[str, int]
+    resize_mode: str
+    keep_aspect_ratio: bool
+    ensure_multiple_of: int
+    do_normalize: bool
+    image_mean: list[float]
+    image_std: list[float]
+    depth_estimation_type: str
+
+
+def _check_resize_options(resize_mode: str, ensure_multiple_of: int) -> None:
+    if resize_mode not in RESIZE_MODES:
+        raise ValueError(f"resize_mode must be one of {RESIZE_MODES}, got {resize_mode!r}")
+    if isinstance(ensure_multiple_of, bool) or not isinstance(ensure_multiple_of, int) or ensure_multiple_of < 1:
+        raise ValueError(f"ensure_multiple_of must be a positive integer, got {ensure_multiple_of!r}")
+
+
+def constrain_to_multiple_of(value: float, multiple: int, min_value: int = 0) -> int:
+    """Round `value` to the nearest multiple of `multiple`, rounding up instead if that falls below `min_value`.
+
+    Python's `round` rounds halves to even, as the official code's `np.round` does.
+    """
+    rounded = round(value / multiple) * multiple
+    if rounded < min_value:
+        rounded = math.ceil(value / multiple) * multiple
+    return int(rounded)
+
+
+def get_resize_output_size(
+    input_size: tuple[int, int],
+    target_size: tuple[int, int],
+    keep_aspect_ratio: bool,
+    ensure_multiple_of: int,
+    resize_mode: str,
+) -> tuple[int, int]:
+    """(height, width) the official `Resize` transform produces for an image of `input_size` (METHOD.md section 3).
+
+    With `keep_aspect_ratio`, one scale is used for both sides: "lower_bound" takes the larger of the two
+    per-side scales, so both sides reach at least the target (the official Depth Anything setting);
+    "minimal" takes the per-side scale closer to 1 (transformers' DPTImageProcessor). Each side is then
+    rounded to a multiple of `ensure_multiple_of`; in "lower_bound" mode a side rounded below its target is
+    rounded up instead. Without `keep_aspect_ratio` the output size depends on `target_size` only.
+    """
+    _check_resize_options(resize_mode, ensure_multiple_of)
+    input_height, input_width = input_size
+    target_height, target_width = target_size
+    scale_height = target_height / input_height
+    scale_width = target_width / input_width
+    if keep_aspect_ratio:
+        if resize_mode == "lower_bound":
+            scale_height = scale_width = max(scale_height, scale_width)
+        elif abs(1 - scale_width) < abs(1 - scale_height):
+            scale_height = scale_width
+        else:
+            scale_width = scale_height
+    lower_bound = resize_mode == "lower_bound"
+    return (
+        constrain_to_multiple_of(scale_height * input_height, ensure_multiple_of, target_height if lower_bound else 0),
+        constrain_to_multiple_of(scale_width * input_width, ensure_multiple_of, target_width if lower_bound else 0),
+    )
+
+
+def resize_bicubic(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Resize a [C, H, W] float image with bicubic convolution (a = -0.75), no antialiasing, as cv2.INTER_CUBIC."""
+    if tuple(image.shape[-2:]) == tuple(size):
+        # At scale 1 every output pixel takes its own input pixel with weight 1: skip the copy.
+        return image
+    return F.interpolate(image[None], size=size, mode="bicubic", align_corners=False, antialias=False)[0]
+
+
+def _open_image_source(source: str | os.PathLike | bytes, name: str) -> PIL.Image.Image:
+    """Decode a file path, URL, base64 string or encoded bytes into a loaded PIL image, its file closed."""
+    is_encoded = isinstance(source, bytes | bytearray)
+    try:
+        if is_encoded:
+            image = PIL.Image.open(io.BytesIO(source))
+        elif os.path.isfile(source):
+            image = PIL.Image.open(source)
+        else:
+            image = load_image(os.fspath(source))
+        with image:
+            image.load()
+    except _DECODE_ERRORS as error:
+        described = f"{len(source)} bytes" if is_encoded else repr(os.fspath(source))
+        raise ValueError(f"{name} ({described}) could not be decoded as an image: {error}") from error
+    return image
+
+
+def _pil_to_array(image: PIL.Image.Image, name: str) -> np.ndarray:
+    """Upright (EXIF orientation applied) pixels of a PIL image: HxWx3 uint8, or HxW uint16/float32.
+
+    Alpha is dropped and palette, grayscale and CMYK images are converted by PIL, as the official
+    `cv2.imread(path, cv2.IMREAD_COLOR)` does. 16-bit images keep their 16 bits.
+    """
+    try:
+        image = PIL.ImageOps.exif_transpose(image)
+        if image.mode not in (*_SIXTEEN_BIT_PIL_MODES, "RGB", "F"):
+            image = image.convert("RGB")
+        pixels = np.asarray(image)
+    except _DECODE_ERRORS as error:
+        raise ValueError(f"{name} (PIL image, mode {image.mode!r}) could not be decoded: {error}") from error
+    if image.mode in _SIXTEEN_BIT_PIL_MODES:
+        if pixels.size and (pixels.min() < 0 or pixels.max() > 65535):
+            raise ValueError(f"{name}: PIL mode {image.mode!r} pixels must be 16-bit values (0..65535)")
+        return pixels.astype(np.uint16)
+    return pixels
+
+
+def _to_channels_first_tensor(image, name: str) -> torch.Tensor:
+    """A [C, H, W] tensor of one image: PIL, numpy HxW/HxWxC, or torch HxW/CxHxW; sources are decoded first."""
+    if isinstance(image, str | os.PathLike | bytes | bytearray):
+        image = _open_image_source(image, name)
+    if isinstance(image, PIL.Image.Image):
+        image = _pil_to_array(image, name)
+    if isinstance(image, np.ndarray):
+        if image.ndim == 3 and image.shape[-1] not in (1, 3, 4):
+            raise ValueError(
+                f"{name}: numpy images must be HxW or HxWxC with C in (1, 3, 4), got shape {image.shape}; "
+                "pass channels-first images as torch tensors"
+            )
+        if not (image.dtype.isnative and image.flags.writeable):
+            # torch cannot wrap non-native byte order (big-endian 16-bit) or read-only memory.
+            image = image.astype(image.dtype.newbyteorder("="))
+        tensor = torch.from_numpy(image)
+        image = tensor.permute(2, 0, 1) if tensor.ndim == 3 else tensor
+    if not isinstance(image, torch.Tensor):
+        raise TypeError(
+            f"{name}: expected a PIL image, numpy array, torch tensor, file path, URL or encoded bytes, "
+            f"got {type(image).__name__}"
+        )
+    if image.ndim == 2:
+        image = image[None]
+    if image.ndim != 3 or image.shape[0] not in (1, 3, 4):
+        raise ValueError(f"{name}: expected an image with 1, 3 or 4 channels, got shape {tuple(image.shape)}")
+    if image.shape[-2] == 0 or image.shape[-1] == 0:
+        raise ValueError(f"{name} is empty (height x width = {image.shape[-2]} x {image.shape[-1]})")
+    return image
+
+
+def _to_unit_float(image: torch.Tensor, name: str) -> torch.Tensor:
+    """float32 copy of an image in [0, 1]: integers are divided by their full scale, floats must already be."""
+    if image.dtype in _INTEGER_FULL_SCALE:
+        return image.to(torch.float32).div_(_INTEGER_FULL_SCALE[image.dtype])
+    if not image.is_floating_point():
+        raise TypeError(f"{name}: expected a uint8, uint16 or floating-point image, got dtype {image.dtype}")
+    image = image.to(torch.float32)
+    minimum, maximum = torch.aminmax(image)
+    if minimum < 0 or maximum > 1:
+        raise ValueError(
+            f"{name}: floating-point images must hold values in [0, 1], got [{minimum.item():.4g}, "
+            f"{maximum.item():.4g}]; divide 8-bit values by 255 or pass the integer image"
+        )
+    return image
+
+
+def _as_image_list(images) -> list:
+    """The images of one call as a flat list: a single image, a sequence of images, or a 4-D batch."""
+    if isinstance(images, torch.Tensor | np.ndarray) and images.ndim == 4:
+        return list(images)
+    if isinstance(images, Sequence) and not isinstance(images, str | bytes | bytearray):
+        if len(images) == 0:
+            raise ValueError("images is an empty list; pass at least one image")
+        return list(images)
+    return [images]
+
+
+def _height_width(size, name: str = "size") -> tuple[int, int]:
+    """(height, width) of a `size` option: an int (square) or a dict with "height" and "width"."""
+    if isinstance(size, int) and not isinstance(size, bool):
+        size = {"height": size, "width": size}
+    if not isinstance(size, Mapping) or set(size) != {"height", "width"}:
+        raise ValueError(f'{name} must be an int or a dict {{"height": h, "width": w}}, got {size!r}')
+    if not all(isinstance(size[key], int) and size[key] > 0 for key in ("height", "width")):
+        raise ValueError(f"{name} must hold positive integers, got {dict(size)!r}")
+    return size["height"], size["width"]
+
+
+def _check_depth_estimation_type(depth_estimation_type: str) -> str:
+    if depth_estimation_type not in DEPTH_TYPE_OF_ESTIMATION_TYPE:
+        raise ValueError(
+            f"depth_estimation_type must be one of {tuple(DEPTH_TYPE_OF_ESTIMATION_TYPE)}, "
+            f"got {depth_estimation_type!r}"
+        )
+    return depth_estimation_type
+
+
+class DepthAnythingHFImageProcessor(BaseImageProcessor):
+    r"""
+    Image processor of Depth Anything: the official pre-processing and the post-processing back to input size.
+
+    Accepts PIL images (any mode, EXIF orientation applied), numpy arrays (HxW or HxWxC; uint8, uint16 or
+    float in [0, 1]), torch tensors (HxW or CxHxW, same dtypes), 4-D batches of arrays or tensors, file paths,
+    URLs and encoded image bytes. Grayscale is replicated to RGB and alpha is dropped.
+
+    Args:
+        do_resize (`bool`, defaults to `True`): resize the images.
+        size (`int` or `dict[str, int]`, defaults to `{"height": 518, "width": 518}`): the target size.
+        resize_mode (`str`, defaults to `"lower_bound"`): with `keep_aspect_ratio`, `"lower_bound"` scales so
+            that both sides reach at least `size` (official Depth Anything); `"minimal"` picks the per-side scale
+            closer to 1 (transformers' DPTImageProcessor, whose sizes it reproduces; DPTImageProcessor also
+            antialiases uint8 images, this processor never does).
+        keep_aspect_ratio (`bool`, defaults to `True`): keep the aspect ratio. With `False`, every image is
+            resized to `size` itself (rounded to `ensure_multiple_of`), which lets images of different sizes
+            share a batch.
+        ensure_multiple_of (`int`, defaults to 14): output sides are multiples of this (the ViT patch size).
+        do_normalize (`bool`, defaults to `True`): subtract `image_mean` and divide by `image_std`.
+        image_mean (`list[float]`, defaults to the ImageNet mean): per-channel mean.
+        image_std (`list[float]`, defaults to the ImageNet std): per-channel standard deviation.
+        depth_estimation_type (`str`, defaults to `"relative"`): what the model predicts, `"relative"`
+            (affine-invariant disparity) or `"metric"` (depth in metres); names the post-processed output.
+    """
+
+    model_input_names = ["pixel_values"]
+    valid_kwargs = DepthAnythingHFImageProcessorKwargs
+
+    def __init__(
+        self,
+        do_resize: bool = True,
+        size: int | dict[str, int] = 518,
+        resize_mode: str = "lower_bound",
+        keep_aspect_ratio: bool = True,
+        ensure_multiple_of: int = 14,
+        do_normalize: bool = True,
+        image_mean: Sequence[float] = IMAGENET_DEFAULT_MEAN,
+        image_std: Sequence[float] = IMAGENET_DEFAULT_STD,
+        depth_estimation_type: str = "relative",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.do_resize = do_resize
+        height, width = _height_width(size)
+        self.size = {"height": height, "width": width}
+        _check_resize_options(resize_mode, ensure_multiple_of)
+        self.resize_mode = resize_mode
+        self.keep_aspect_ratio = keep_aspect_ratio
+        self.ensure_multiple_of = ensure_multiple_of
+        self.do_normalize = do_normalize
+        self.image_mean = list(image_mean)
+        self.image_std = list(image_std)
+        self.depth_estimation_type = _check_depth_estimation_type(depth_estimation_type)
+
+    def preprocess(
+        self,
+        images,
+        do_resize: bool | None = None,
+        size: int | dict[str, int] | None = None,
+        resize_mode: str | None = None,
+        keep_aspect_ratio: bool | None = None,
+        ensure_multiple_of: int | None = None,
+        do_normalize: bool | None = None,
+        image_mean: Sequence[float] | None = None,
+        image_std: Sequence[float] | None = None,
+        return_tensors: str | TensorType | None = None,
+        device: str | torch.device | None = None,
+    ) -> BatchFeature:
+        """
+        Turn one image or a list of images into `pixel_values` float32 [B, 3, H, W].
+
+        The options default to the processor's attributes (see the class docstring). `device` is where the
+        images are converted and resized (default: where they are, the CPU for PIL and numpy). Images whose
+        processed sizes differ raise a ValueError: pass a fixed `size` with `keep_aspect_ratio=False`, or
+        process them one at a time.
+        """
+        do_resize = self.do_resize if do_resize is None else do_resize
+        target_size = _height_width(self.size if size is None else size)
+        resize_mode = self.resize_mode if resize_mode is None else resize_mode
+        keep_aspect_ratio = self.keep_aspect_ratio if keep_aspect_ratio is None else keep_aspect_ratio
+        ensure_multiple_of = self.ensure_multiple_of if ensure_multiple_of is None else ensure_multiple_of
+        do_normalize = self.do_normalize if do_normalize is None else do_normalize
+        image_list = _as_image_list(images)
+
+        pixel_values = []
+        for index, image in enumerate(image_list):
+            name = f"images[{index}]" if len(image_list) > 1 else "images"
+            image = _to_channels_first_tensor(image, name).to(device)
+            image = _to_unit_float(image[:3], name)
+            if do_resize:
+                output_size = get_resize_output_size(
+                    tuple(image.shape[-2:]), target_size, keep_aspect_ratio, ensure_multiple_of, resize_mode
+                )
+                image = resize_bicubic(image, output_size)
+            image = image.expand(3, -1, -1)
+            if do_normalize:
+                image = self.normalize(
+                    image,
+                    self.image_mean if image_mean is None else image_mean,
+                    self.image_std if image_std is None else image_std,
+                )
+            pixel_values.append(image)
+
+        sizes = sorted({tuple(image.shape[-2:]) for image in pixel_values})
+        if len(sizes) > 1:
+            raise ValueError(
+                f"The images were processed to different sizes {sizes} and cannot be stacked into one batch. "
+                'Pass size={"height": h, "width": w} with keep_aspect_ratio=False to resize every image to one '
+                "size, or process the images one at a time."
+            )
+        return BatchFeature(data={"pixel_values": torch.stack(pixel_values)}, tensor_type=return_tensors)
+
+    def normalize(self, image: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+        """(image - mean) / std per channel of a [3, H, W] float tensor."""
+        if len(mean) != 3 or len(std) != 3:
+            raise ValueError(f"image_mean and image_std must hold 3 values, got {list(mean)} and {list(std)}")
+        mean = torch.tensor(mean, dtype=image.dtype, device=image.device)[:, None, None]
+        std = torch.tensor(std, dtype=image.dtype, device=image.device)[:, None, None]
+        return (image - mean) / std
+
+    def post_process_depth_estimation(
+        self,
+        outputs,
+        target_sizes: torch.Tensor | Sequence[tuple[int, int]] | None = None,
+        depth_estimation_type: str | None = None,
+    ) -> list[dict]:
+        """
+        Per image, the prediction resized to its original size, as the official V2 code does it.
+
+        Args:
+            outputs: the model output (a `DepthEstimatorOutput` or a mapping) with `predicted_depth` [B, H, W].
+            target_sizes: per image its original (height, width), as a list or a [B, 2] tensor; `None` keeps
+                the model's resolution.
+            depth_estimation_type: `"relative"` or `"metric"`; defaults to `outputs["depth_estimation_type"]`
+                if present, else the processor's `depth_estimation_type`.
+
+        Returns:
+            A list with, per image, `{"predicted_depth": float32 [height, width], "depth_type": "disparity"}`
+            for relative models (affine-invariant disparity, larger = nearer) or `"metric_depth"` (metres).
+            Resizing is bilinear with `align_corners=True`.
+        """
+        if not isinstance(outputs, Mapping) or "predicted_depth" not in outputs:
+            raise TypeError(
+                f"outputs must be a model output or mapping with 'predicted_depth', got {type(outputs).__name__}"
+            )
+        predicted_depth = outputs["predicted_depth"]
+        if predicted_depth.ndim != 3:
+            raise ValueError(f"predicted_depth must have shape [B, H, W], got {tuple(predicted_depth.shape)}")
+        if depth_estimation_type is None:
+            depth_estimation_type = outputs.get("depth_estimation_type") or self.depth_estimation_type
+        depth_type = DEPTH_TYPE_OF_ESTIMATION_TYPE[_check_depth_estimation_type(depth_estimation_type)]
+        if target_sizes is None:
+            target_sizes = [None] * len(predicted_depth)
+        elif len(target_sizes) != len(predicted_depth):
+            raise ValueError(
+                f"target_sizes holds {len(target_sizes)} sizes for a batch of {len(predicted_depth)} predictions"
+            )
+        elif isinstance(target_sizes, torch.Tensor):
+            target_sizes = target_sizes.tolist()
+
+        results = []
+        for depth, target_size in zip(predicted_depth, target_sizes):
+            depth = depth.float()
+            if target_size is not None:
+                target_size = (int(target_size[0]), int(target_size[1]))
+                depth = F.interpolate(depth[None, None], size=target_size, mode="bilinear", align_corners=True)[0, 0]
+            results.append({"predicted_depth": depth, "depth_type": depth_type})
+        return results
+
+
+__all__ = ["DepthAnythingHFImageProcessor", "constrain_to_multiple_of", "get_resize_output_size"]
