@@ -54,7 +54,7 @@ class DepthAnythingHFConfig(PreTrainedConfig):
         max_depth (`float`, *optional*): maximum depth of metric models (20 indoor, 80 outdoor); 1 for relative.
         pos_embed_interpolation (`str`, defaults to `"official"`): `"official"` interpolates position embeddings
             with DINOv2's scale factor `(n + 0.1) / 37`, as the released models were run; `"transformers"` uses
-            the target size directly, as transformers' DINOv2 does. Both agree on square inputs.
+            the target size directly, as transformers' DINOv2 does. Both agree at the stored grid (518x518).
         version (`str`, *optional*): `"v1"` or `"v2"`, informational.
         initializer_range (`float`, defaults to 0.02): std of the truncated normal initialiser.
     """

@@ -21,7 +21,17 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import DepthEstimatorOutput
 from transformers.utils import cached_file
 
-from . import checkpoints
+from .checkpoints import (
+    config_from_official_state_dict,
+    config_from_transformers,
+    config_to_transformers,
+    is_transformers_checkpoint,
+    load_checked_state_dict,
+    load_official_checkpoint,
+    ours_to_transformers,
+    read_official_state_dict,
+    transformers_to_ours,
+)
 from .configuration_depth_anything_hf import DepthAnythingHFConfig
 from .losses import affine_invariant_loss
 
@@ -438,12 +448,12 @@ class DepthAnythingHFForDepthEstimation(DepthAnythingHFPreTrainedModel):
         Every official key must be used and every parameter filled, or a `CheckpointMismatchError` lists what
         does not match.
         """
-        official_state_dict = checkpoints.read_official_state_dict(path)
-        config = checkpoints.config_from_official_state_dict(
+        official_state_dict = read_official_state_dict(path)
+        config = config_from_official_state_dict(
             official_state_dict, version, depth_estimation_type=depth_estimation_type, max_depth=max_depth
         )
         model = cls(config)
-        checkpoints.load_official_checkpoint(model, official_state_dict, source=str(path))
+        load_official_checkpoint(model, official_state_dict, source=str(path))
         return model.eval()
 
     @classmethod
@@ -457,7 +467,7 @@ class DepthAnythingHFForDepthEstimation(DepthAnythingHFPreTrainedModel):
                 if key in kwargs
             }
             config_dict, _ = PreTrainedConfig.get_config_dict(pretrained_model_name_or_path, **hub_kwargs)
-            if checkpoints.is_transformers_checkpoint(config_dict):
+            if is_transformers_checkpoint(config_dict):
                 return cls._from_transformers_checkpoint(
                     pretrained_model_name_or_path, config_dict, hub_kwargs, kwargs.get("dtype")
                 )
@@ -465,11 +475,11 @@ class DepthAnythingHFForDepthEstimation(DepthAnythingHFPreTrainedModel):
 
     @classmethod
     def _from_transformers_checkpoint(cls, name_or_path, config_dict: dict, hub_kwargs: dict, dtype=None):
-        config = checkpoints.config_from_transformers(config_dict)
+        config = config_from_transformers(config_dict)
         model = cls(config)
         weights_file = cached_file(name_or_path, "model.safetensors", **hub_kwargs)
-        state_dict = checkpoints.transformers_to_ours(load_file(weights_file), model)
-        checkpoints.load_checked_state_dict(model, state_dict, source=f"transformers checkpoint {name_or_path}")
+        state_dict = transformers_to_ours(load_file(weights_file), model)
+        load_checked_state_dict(model, state_dict, source=f"transformers checkpoint {name_or_path}")
         if dtype is not None and dtype != "auto":
             model = model.to(getattr(torch, dtype) if isinstance(dtype, str) else dtype)
         return model.eval()
@@ -479,15 +489,15 @@ class DepthAnythingHFForDepthEstimation(DepthAnythingHFPreTrainedModel):
         model.safetensors in its on-disk layout, preprocessor_config.json for its DPT image processor).
 
         transformers' DINOv2 resizes position embeddings to the target size rather than by DINOv2's
-        `(n + 0.1) / 37` scale factor, so outputs agree exactly on square inputs and differ slightly on others.
+        `(n + 0.1) / 37` scale factor, so outputs agree at 518x518 (the stored grid) and differ slightly elsewhere.
         """
         from transformers.models.dpt.image_processing_pil_dpt import DPTImageProcessorPil
 
         os.makedirs(save_directory, exist_ok=True)
-        checkpoints.config_to_transformers(self.config).save_pretrained(save_directory)
+        config_to_transformers(self.config).save_pretrained(save_directory)
         state_dict = {key: value.detach().cpu().contiguous() for key, value in self.state_dict().items()}
         save_file(
-            checkpoints.ours_to_transformers(state_dict),
+            ours_to_transformers(state_dict),
             os.path.join(save_directory, "model.safetensors"),
             metadata={"format": "pt"},
         )

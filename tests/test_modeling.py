@@ -67,9 +67,9 @@ def test_parity_with_transformers_at_518(tmp_path, taps, head, swiglu):
     assert relative_error(ours, theirs) <= 1e-5
 
 
-def test_non_square_inputs_follow_the_official_pos_embed_interpolation(tmp_path, tiny_model):
+def test_other_input_sizes_follow_the_official_pos_embed_interpolation(tmp_path, tiny_model):
     """The one known difference from transformers: DINOv2 resizes position embeddings by the scale factor
-    (n + 0.1) / 37, transformers to the target size. Same outputs on square inputs, not on others."""
+    (n + 0.1) / 37, transformers to the target size. Same outputs at 518x518, not at other sizes."""
     reference = transformers_twin(tiny_model, tmp_path)
     pixel_values = torch.randn(1, 3, 364, 518)
     with torch.no_grad():
