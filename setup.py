@@ -24,7 +24,14 @@ setup(
         "tqdm>=4.60",
     ],
     extras_require={
-        "dev": ["pytest>=8", "scikit-image>=0.22", "tensorboard>=2.14", "mvtb-data>=1.0"],
+        "dev": [
+            "pytest>=8",
+            "scikit-image>=0.22",
+            "tensorboard>=2.14",
+            "mvtb-data>=1.0",
+            "opencv-python-headless>=4.8",
+            "h5py>=3.8",
+        ],
         "tensorboard": ["tensorboard>=2.14"],
     },
     entry_points={"console_scripts": ["depth-anything=depth_anything_hf.cli:main"]},
