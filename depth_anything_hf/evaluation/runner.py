@@ -1,0 +1,260 @@
+"""`depth-anything eval`: run a checkpoint over datasets and write results.json.
+
+The model sees each image through the official pre-processing (METHOD.md section 3: lower-bound
+resize to 518, multiples of 14, bicubic, ImageNet normalisation), whatever processor the
+checkpoint ships, so that results are comparable across checkpoints. Images are batched when
+consecutive images share a size; the prediction (optionally averaged with the flipped image's,
+flipped back) is resized bilinearly to the ground-truth size by the processor's post-processing
+and scored per image with `compute_metrics` under each requested protocol.
+"""
+
+import argparse
+import datetime
+import json
+import subprocess
+from pathlib import Path
+
+import torch
+from accelerate import PartialState
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from .metrics import MetricsAverager, compute_metrics
+from .presets import PRESETS, DatasetPreset, get_preset
+from .reporting import results_table
+
+PREDICTION_TYPE_OF_ESTIMATION_TYPE = {"relative": "disparity", "metric": "depth"}
+DEFAULT_PROTOCOLS = {"relative": ("disparity",), "metric": ("metric",)}
+MIDDLEBURY_SKIMAGE = "skimage"
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def code_version() -> str:
+    """The package version, plus the git commit when the package runs from a git checkout."""
+    from .. import __version__
+
+    package_dir = Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(package_dir), "rev-parse", "--short", "HEAD"],
+            capture_output=True, text=True, timeout=10, check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return __version__
+    return f"{__version__}+git.{commit}"
+
+
+def parse_dataset_spec(spec: str) -> tuple[DatasetPreset, str]:
+    """`"PRESET=PATH"` -> (preset, path)."""
+    preset_name, separator, path = spec.partition("=")
+    if not separator or not path:
+        raise ValueError(f"--dataset expects PRESET=PATH (presets: {', '.join(sorted(PRESETS))}), got {spec!r}")
+    return get_preset(preset_name), path
+
+
+def load_evaluation_samples(preset: DatasetPreset, path: str, split: str = "train"):
+    """The labeled samples of one dataset: a `datasets.IterableDataset`, or a list for Middlebury 'skimage'."""
+    from ..data import load_labeled_dataset, middlebury_motorcycle_sample
+
+    if preset.name == "middlebury" and path == MIDDLEBURY_SKIMAGE:
+        return [middlebury_motorcycle_sample()]
+    return load_labeled_dataset(path, format=preset.data_format, split=split, streaming=True)
+
+
+def _tensor_sample(sample: dict) -> dict:
+    from ..data import sample_to_tensors
+
+    tensors = sample_to_tensors(sample)
+    if tensors["depth_kind"] != "depth":
+        raise ValueError(
+            f"sample {tensors['id']!r} of {tensors['dataset']!r} has {tensors['depth_kind']} ground truth; "
+            "evaluation needs depth in metres"
+        )
+    return tensors
+
+
+def _size_runs(samples, batch_size: int):
+    """Consecutive samples grouped into lists of at most `batch_size` sharing one image size."""
+    batch = []
+    for sample in samples:
+        if batch and (len(batch) == batch_size or sample["image"].shape != batch[0]["image"].shape):
+            yield batch
+            batch = []
+        batch.append(sample)
+    if batch:
+        yield batch
+
+
+@torch.inference_mode()
+def predict(model, pixel_values: torch.Tensor, flip_average: bool, dtype: torch.dtype) -> torch.Tensor:
+    """`predicted_depth` [B, H, W] in float32, averaged with the horizontally flipped input's if asked."""
+    device_type = pixel_values.device.type
+    with torch.autocast(device_type, dtype=dtype, enabled=dtype != torch.float32):
+        prediction = model(pixel_values).predicted_depth.float()
+        if flip_average:
+            flipped_prediction = model(pixel_values.flip(-1)).predicted_depth.float().flip(-1)
+            prediction = (prediction + flipped_prediction) / 2
+    return prediction
+
+
+def evaluate_model(
+    model_name_or_path: str,
+    datasets: list[tuple[DatasetPreset, str]],
+    *,
+    protocols: list[str] | None = None,
+    batch_size: int = 4,
+    flip_average: bool = False,
+    split: str = "train",
+    max_images: int | None = None,
+    device: str | torch.device | None = None,
+    dtype: str = "float32",
+    num_workers: int = 0,
+    output_dir: str | Path | None = None,
+) -> dict:
+    """Evaluate a checkpoint on datasets; returns the results.json content (and writes it to `output_dir`).
+
+    Args:
+        model_name_or_path: local folder or Hub id (our layout or transformers' Depth Anything layout).
+        datasets: (preset, path) pairs; path "skimage" with the "middlebury" preset is scikit-image's frame.
+        protocols: protocols to score under; default "disparity" for relative models, "metric" for metric ones.
+        batch_size: images per forward pass (consecutive images of one size are batched).
+        flip_average: average the prediction with that of the horizontally flipped image.
+        split: `datasets` split spec, e.g. "train[-10%:]" for the held-out last tenth of a folder.
+        max_images: evaluate at most this many images per dataset.
+        device: default: accelerate's device (the GPU when there is one).
+        dtype: "float32", or "bfloat16"/"float16" autocast for the forward pass (metrics stay float32).
+        num_workers: DataLoader workers decoding the samples.
+        output_dir: where to write results.json (not written when None).
+    """
+    from ..image_processing_depth_anything_hf import DepthAnythingHFImageProcessor
+    from ..modeling_depth_anything_hf import DepthAnythingHFForDepthEstimation
+
+    if dtype not in _DTYPES:
+        raise ValueError(f"dtype must be one of {list(_DTYPES)}, got {dtype!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if not datasets:
+        raise ValueError("datasets is empty: pass at least one (preset, path)")
+    device = torch.device(device) if device is not None else PartialState().device
+    model = DepthAnythingHFForDepthEstimation.from_pretrained(model_name_or_path).to(device).eval()
+    estimation_type = model.config.depth_estimation_type
+    prediction_type = PREDICTION_TYPE_OF_ESTIMATION_TYPE[estimation_type]
+    protocols = list(protocols or DEFAULT_PROTOCOLS[estimation_type])
+    if prediction_type == "disparity" and {"metric", "median"} & set(protocols):
+        raise ValueError(f"{model_name_or_path} is a relative (disparity) model: use protocols 'disparity' or 'midas'")
+    processor = DepthAnythingHFImageProcessor(depth_estimation_type=estimation_type)
+
+    evaluations = []
+    for preset, path in datasets:
+        averagers = {protocol: MetricsAverager() for protocol in protocols}
+        samples = load_evaluation_samples(preset, path, split)
+        if max_images is not None:
+            samples = samples[:max_images] if isinstance(samples, list) else samples.take(max_images)
+        loader = DataLoader(samples, batch_size=None, collate_fn=_tensor_sample, num_workers=num_workers)
+        total = len(samples) if isinstance(samples, list) else max_images
+        with tqdm(desc=f"{preset.name} ({path})", unit="image", total=total) as progress:
+            for batch in _size_runs(loader, batch_size):
+                pixel_values = processor(
+                    images=[sample["image"] for sample in batch], return_tensors="pt", device=device
+                )["pixel_values"]
+                predictions = processor.post_process_depth_estimation(
+                    {"predicted_depth": predict(model, pixel_values, flip_average, _DTYPES[dtype])},
+                    target_sizes=[tuple(sample["depth"].shape) for sample in batch],
+                )
+                for sample, prediction in zip(batch, predictions):
+                    gt_depth = sample["depth"].to(device)
+                    valid_mask = sample["valid_mask"].to(device)
+                    for protocol, averager in averagers.items():
+                        averager.update(
+                            compute_metrics(
+                                prediction["predicted_depth"], gt_depth, valid_mask,
+                                prediction_type=prediction_type, protocol=protocol,
+                                depth_cap=preset.max_depth, min_depth=preset.min_depth, crop=preset.crop,
+                                check_orientation=False,  # the type comes from the model's config
+                            )
+                        )
+                progress.update(len(batch))
+        for protocol, averager in averagers.items():
+            evaluations.append(
+                {
+                    "dataset": preset.name,
+                    "title": preset.title,
+                    "path": path,
+                    "split": split,
+                    "protocol": protocol,
+                    "settings": preset.to_dict(),
+                    **averager.compute(),
+                }
+            )
+
+    results = {
+        "model": model_name_or_path,
+        "depth_estimation_type": estimation_type,
+        "prediction_type": prediction_type,
+        "code_version": code_version(),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "flip_average": flip_average,
+        "input_size": processor.size["height"],
+        "dtype": dtype,
+        "evaluations": evaluations,
+    }
+    if output_dir is not None:
+        output_dir = Path(output_dir)
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    return results
+
+
+def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The arguments of `depth-anything eval` and `training_scripts/evaluate.py`."""
+    parser.add_argument("model", help="checkpoint folder or Hub id")
+    parser.add_argument(
+        "--dataset", dest="datasets", action="append", required=True, metavar="PRESET=PATH",
+        help=f"dataset to evaluate, repeatable; presets: {', '.join(sorted(PRESETS))} "
+        "(middlebury=skimage uses scikit-image's frame)",
+    )
+    parser.add_argument(
+        "--protocols", nargs="+", choices=("disparity", "midas", "metric", "median"),
+        help="default: disparity for relative models, metric for metric models",
+    )
+    parser.add_argument("--batch_size", type=int, default=4)
+    parser.add_argument("--flip_average", action="store_true", help="average with the horizontally flipped image")
+    parser.add_argument("--split", default="train", help='split spec, e.g. "train[-10%%:]" (default: all)')
+    parser.add_argument("--max_images", type=int, help="evaluate at most this many images per dataset")
+    parser.add_argument("--device", help="default: the accelerator when there is one")
+    parser.add_argument("--dtype", default="float32", choices=tuple(_DTYPES), help="autocast dtype of the forward")
+    parser.add_argument("--num_workers", type=int, default=0, help="DataLoader workers decoding samples")
+    parser.add_argument("--output_dir", default=".", help="where results.json is written")
+    return parser
+
+
+def add_eval_parser(subparsers) -> argparse.ArgumentParser:
+    """Register `eval` on an argparse subparsers object."""
+    parser = subparsers.add_parser(
+        "eval",
+        help="evaluate a checkpoint on depth datasets and write results.json",
+        description="Evaluate a checkpoint with named protocols and per-dataset presets.",
+    )
+    add_eval_arguments(parser)
+    parser.set_defaults(func=run_eval)
+    return parser
+
+
+def run_eval(args: argparse.Namespace) -> dict:
+    """Run `eval` from parsed arguments: write results.json and print the markdown table."""
+    results = evaluate_model(
+        args.model,
+        [parse_dataset_spec(spec) for spec in args.datasets],
+        protocols=args.protocols,
+        batch_size=args.batch_size,
+        flip_average=args.flip_average,
+        split=args.split,
+        max_images=args.max_images,
+        device=args.device,
+        dtype=args.dtype,
+        num_workers=args.num_workers,
+        output_dir=args.output_dir,
+    )
+    print(results_table(results["evaluations"]))
+    print(f"\nWrote {Path(args.output_dir) / 'results.json'}")
+    return results

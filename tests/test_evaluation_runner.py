@@ -1,0 +1,126 @@
+"""`depth-anything eval` runner: results.json, the printed table, batching, flip averaging, the script."""
+
+import argparse
+import json
+import runpy
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import tiny_config
+from depth_anything_hf import DepthAnythingHFForDepthEstimation, __version__
+from depth_anything_hf.data import middlebury_motorcycle_sample, sample_to_tensors
+from depth_anything_hf.evaluation import compute_metrics, get_preset
+from depth_anything_hf.evaluation.runner import add_eval_parser, evaluate_model, parse_dataset_spec
+from depth_anything_hf.image_processing_depth_anything_hf import DepthAnythingHFImageProcessor
+
+SYNTHETIC_RGBD = Path(__file__).resolve().parents[2] / "shared" / "data" / "synthetic-rgbd"
+HELD_OUT = "train[-10%:]"
+REPOSITORY = Path(__file__).resolve().parents[1]
+
+
+def _save_tiny_model(directory: Path, **config_overrides) -> Path:
+    torch.manual_seed(0)
+    model = DepthAnythingHFForDepthEstimation(tiny_config(version="v2", **config_overrides)).eval()
+    with torch.no_grad():
+        model.head.conv3.bias.fill_(1.0)  # most pixels past the final ReLU
+    model.save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    return _save_tiny_model(tmp_path_factory.mktemp("tiny_relative"))
+
+
+def _cli(arguments: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="depth-anything")
+    add_eval_parser(parser.add_subparsers(dest="command", required=True))
+    return parser.parse_args(arguments)
+
+
+def _reference_middlebury_metrics(checkpoint: Path, protocol: str) -> dict:
+    """The runner's steps written out for the one Middlebury frame, with flip averaging."""
+    model = DepthAnythingHFForDepthEstimation.from_pretrained(checkpoint).eval()
+    processor = DepthAnythingHFImageProcessor()
+    sample = sample_to_tensors(middlebury_motorcycle_sample())
+    pixel_values = processor(images=sample["image"], return_tensors="pt")["pixel_values"]
+    with torch.no_grad():
+        disparity = model(pixel_values).predicted_depth
+        flipped_back = model(pixel_values.flip(-1)).predicted_depth.flip(-1)
+    averaged = (disparity + flipped_back) / 2
+    upsampled = F.interpolate(averaged[:, None], size=sample["depth"].shape, mode="bilinear", align_corners=True)[0, 0]
+    preset = get_preset("middlebury")
+    return compute_metrics(
+        upsampled, sample["depth"], sample["valid_mask"], prediction_type="disparity", protocol=protocol,
+        depth_cap=preset.max_depth, min_depth=preset.min_depth, crop=preset.crop, check_orientation=False,
+    )
+
+
+def test_eval_cli_writes_results_json_and_prints_the_table(tiny_checkpoint, tmp_path, capsys):
+    arguments = _cli([
+        "eval", str(tiny_checkpoint),
+        "--dataset", f"rgbd_folder={SYNTHETIC_RGBD}", "--dataset", "middlebury=skimage",
+        "--protocols", "disparity", "midas", "--flip_average", "--split", HELD_OUT, "--max_images", "3",
+        "--batch_size", "2", "--output_dir", str(tmp_path),
+    ])
+    arguments.func(arguments)
+    results = json.loads((tmp_path / "results.json").read_text())
+
+    assert results["model"] == str(tiny_checkpoint)
+    assert results["code_version"].startswith(__version__)
+    assert (results["prediction_type"], results["flip_average"]) == ("disparity", True)
+    rows = {(row["dataset"], row["protocol"]): row for row in results["evaluations"]}
+    assert set(rows) == {(d, p) for d in ("rgbd_folder", "middlebury") for p in ("disparity", "midas")}
+    assert (rows["rgbd_folder", "disparity"]["num_images"], rows["rgbd_folder", "disparity"]["num_skipped"]) == (3, 0)
+    assert rows["middlebury", "midas"]["num_images"] == 1
+    assert rows["rgbd_folder", "midas"]["settings"]["max_depth"] == get_preset("rgbd_folder").max_depth
+    for protocol in ("disparity", "midas"):
+        expected = _reference_middlebury_metrics(tiny_checkpoint, protocol)
+        measured = rows["middlebury", protocol]["metrics"]
+        for name, value in expected.items():
+            assert measured[name] == pytest.approx(value, rel=1e-4, abs=1e-6), (protocol, name)
+
+    printed = capsys.readouterr().out
+    assert "| RGB-D folder | `disparity` | 3 (0) |" in printed
+    assert "| Middlebury 2014 | `midas` | 1 (0) |" in printed
+
+
+def test_batching_does_not_change_the_metrics(tiny_checkpoint):
+    datasets = [parse_dataset_spec(f"rgbd_folder={SYNTHETIC_RGBD}")]
+    one_by_one = evaluate_model(str(tiny_checkpoint), datasets, batch_size=1, split=HELD_OUT, max_images=3)
+    batched = evaluate_model(str(tiny_checkpoint), datasets, batch_size=3, split=HELD_OUT, max_images=3)
+    for name, value in one_by_one["evaluations"][0]["metrics"].items():
+        assert batched["evaluations"][0]["metrics"][name] == pytest.approx(value, rel=1e-4, abs=1e-6), name
+
+
+def test_metric_models_default_to_the_metric_protocol(tmp_path):
+    checkpoint = _save_tiny_model(tmp_path / "metric", depth_estimation_type="metric", max_depth=20.0)
+    results = evaluate_model(str(checkpoint), [parse_dataset_spec("middlebury=skimage")])
+    assert results["prediction_type"] == "depth"
+    assert [row["protocol"] for row in results["evaluations"]] == ["metric"]
+    metrics = results["evaluations"][0]["metrics"]
+    assert 0 <= metrics["delta1"] <= 1 and metrics["abs_rel"] > 0
+
+
+def test_relative_models_refuse_depth_protocols_and_bad_specs(tiny_checkpoint):
+    with pytest.raises(ValueError, match="relative"):
+        evaluate_model(str(tiny_checkpoint), [parse_dataset_spec("middlebury=skimage")], protocols=["metric"])
+    with pytest.raises(ValueError, match="PRESET=PATH"):
+        parse_dataset_spec("middlebury")
+    with pytest.raises(ValueError, match="known presets"):
+        parse_dataset_spec("nyuv2=/data/nyu")
+
+
+def test_training_script_runs_the_same_evaluation(tiny_checkpoint, tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "argv", [
+        "evaluate.py", str(tiny_checkpoint), "--dataset", "middlebury=skimage", "--output_dir", str(tmp_path),
+    ])
+    runpy.run_path(str(REPOSITORY / "training_scripts" / "evaluate.py"), run_name="__main__")
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert [(row["dataset"], row["protocol"], row["num_images"]) for row in results["evaluations"]] == [
+        ("middlebury", "disparity", 1)
+    ]
