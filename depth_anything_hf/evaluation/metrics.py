@@ -44,6 +44,11 @@ MIN_VALID_PIXELS = 10
 ORIENTATION_CORRELATION_LIMIT = -0.5
 
 
+def _mean(values: torch.Tensor) -> torch.Tensor:
+    """Mean accumulated in float64, so that e.g. a fraction of all pixels is exactly 1 on every device."""
+    return values.sum(dtype=torch.float64) / values.numel()
+
+
 def depth_error_metrics(prediction: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
     """The standard error metrics between two positive 1-D vectors (METHOD.md section 5).
 
@@ -51,24 +56,26 @@ def depth_error_metrics(prediction: torch.Tensor, target: torch.Tensor) -> dict[
     rmse_log = sqrt(mean((ln p - ln g)^2)); log10 = mean(|log10 p - log10 g|);
     silog = 100 * sqrt(mean(e^2) - mean(e)^2) with e = ln p - ln g (the scale-invariant log error
     as reported by BTS/ZoeDepth); delta_k = fraction of pixels with max(p/g, g/p) < 1.25^k.
+    Element-wise terms are float32; the means accumulate in float64.
 
     Returns:
-        A dict of 0-d float32 tensors on the inputs' device, keyed by `METRIC_NAMES`.
+        A dict of 0-d float64 tensors on the inputs' device, keyed by `METRIC_NAMES`.
     """
     difference = prediction - target
     log_error = torch.log(prediction) - torch.log(target)
     ratio = torch.maximum(prediction / target, target / prediction)
-    silog_variance = (log_error.square().mean() - log_error.mean().square()).clamp(min=0)
+    mean_squared_log_error = _mean(log_error.square())
+    silog_variance = (mean_squared_log_error - _mean(log_error).square()).clamp(min=0)
     return {
-        "abs_rel": (difference.abs() / target).mean(),
-        "sq_rel": (difference.square() / target).mean(),
-        "rmse": difference.square().mean().sqrt(),
-        "rmse_log": log_error.square().mean().sqrt(),
-        "log10": (log_error.abs() / math.log(10)).mean(),
+        "abs_rel": _mean(difference.abs() / target),
+        "sq_rel": _mean(difference.square() / target),
+        "rmse": _mean(difference.square()).sqrt(),
+        "rmse_log": mean_squared_log_error.sqrt(),
+        "log10": _mean(log_error.abs()) / math.log(10),
         "silog": 100 * silog_variance.sqrt(),
-        "delta1": (ratio < 1.25).float().mean(),
-        "delta2": (ratio < 1.25**2).float().mean(),
-        "delta3": (ratio < 1.25**3).float().mean(),
+        "delta1": _mean(ratio < 1.25),
+        "delta2": _mean(ratio < 1.25**2),
+        "delta3": _mean(ratio < 1.25**3),
     }
 
 
