@@ -1,7 +1,7 @@
 """Evaluation of depth models: alignment protocols, metrics, dataset presets and the runner.
 
 `compute_metrics` scores one image under a named protocol; `MetricsAverager` averages images;
-`PRESETS` hold the per-dataset depth ranges and crops; `evaluate_model` runs a checkpoint over
+`PRESETS` hold the per-dataset depth ranges and crops; `runner.evaluate_model` runs a checkpoint over
 datasets and writes `results.json`. `EVALUATE_MODULE_PATH` is the folder to pass to
 `evaluate.load` for the same computation as an `evaluate` metric.
 """
