@@ -3,6 +3,8 @@
     depth-anything convert depth_anything_v2_vits.pth out_dir --version v2
     depth-anything convert depth-anything/Depth-Anything-V2-Small-hf out_dir
     depth-anything convert our_checkpoint_dir out_dir --to transformers
+    depth-anything eval CHECKPOINT --dataset middlebury=skimage --dataset synthetic=PATH
+    depth-anything push-to-hub CHECKPOINT_DIR user/repo
 """
 
 import argparse
@@ -10,6 +12,9 @@ import os
 import sys
 
 from transformers.utils import logging
+
+from .evaluation.runner import add_eval_parser
+from .hub import add_push_parser
 
 logger = logging.get_logger(__name__)
 
@@ -29,7 +34,7 @@ def add_convert_parser(subparsers) -> None:
                         help="official .pth only: which release the weights come from (decides the tapped layers)")
     parser.add_argument("--depth_estimation_type", choices=["relative", "metric"], default="relative")
     parser.add_argument("--max_depth", type=float, help="metric models: 20 (indoor) or 80 (outdoor)")
-    parser.set_defaults(run=run_convert)
+    parser.set_defaults(func=run_convert)
 
 
 def run_convert(args) -> None:
@@ -63,12 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="depth-anything", description="Depth Anything for the Hugging Face stack")
     subparsers = parser.add_subparsers(dest="command", required=True)
     add_convert_parser(subparsers)
+    add_eval_parser(subparsers)
+    add_push_parser(subparsers)
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    args.run(args)
+    args.func(args)
 
 
 if __name__ == "__main__":

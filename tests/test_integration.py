@@ -120,3 +120,10 @@ def test_convert_cli_requires_the_version_of_an_official_checkpoint(tmp_path):
     torch.save({}, tmp_path / "weights.pth")
     with pytest.raises(SystemExit, match="--version v1\\|v2 is required"):
         cli_main(["convert", str(tmp_path / "weights.pth"), str(tmp_path / "out")])
+
+
+def test_eval_cli_writes_results_for_the_middlebury_frame(checkpoint_dir, tmp_path):
+    cli_main(["eval", str(checkpoint_dir), "--dataset", "middlebury=skimage", "--output_dir", str(tmp_path / "eval")])
+    results = json.loads((tmp_path / "eval" / "results.json").read_text())
+    text = json.dumps(results)
+    assert "middlebury" in text and "disparity" in text and "abs_rel" in text
