@@ -1,0 +1,191 @@
+"""Command-line flags shared by the training scripts, defined once so that they are named the same everywhere.
+
+Each `add_*_arguments(parser)` adds one group and returns the parser; a script takes the groups it needs and
+adds its own flags (see `training_scripts/`). Flags follow the diffusers training scripts.
+"""
+
+import argparse
+import math
+from dataclasses import dataclass
+
+MIXED_PRECISION_CHOICES = ("no", "bf16", "fp16")
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One `--dataset [FORMAT=]NAME_OR_PATH[:WEIGHT]` value."""
+
+    path: str
+    weight: float = 1.0
+    format: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.format + '=' if self.format else ''}{self.path}:{self.weight:g}"
+
+
+def parse_dataset_spec(value: str) -> DatasetSpec:
+    """Parse `[FORMAT=]NAME_OR_PATH[:WEIGHT]`, e.g. `data/nyu:2`, `kitti=/data/kitti:0.5` or `user/dataset`."""
+    if not isinstance(value, str) or not value:
+        raise argparse.ArgumentTypeError(f"expected [FORMAT=]NAME_OR_PATH[:WEIGHT], got {value!r}")
+    format_name, separator, rest = value.partition("=")
+    if not separator:
+        format_name, rest = None, value
+    path, weight = rest, 1.0
+    head, colon, tail = rest.rpartition(":")
+    if colon and head:
+        try:
+            weight = float(tail)
+        except ValueError:
+            pass  # a colon that is part of the name, not a weight
+        else:
+            path = head
+    if not path or not math.isfinite(weight) or weight <= 0:
+        raise argparse.ArgumentTypeError(
+            f"expected [FORMAT=]NAME_OR_PATH[:WEIGHT] with a finite weight > 0, got {value!r}"
+        )
+    return DatasetSpec(path=path, weight=weight, format=format_name or None)
+
+
+def positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value!r}")
+    return number
+
+
+def unlabeled_ratio(value: str) -> float:
+    """`--unlabeled_ratio`: a positive number, or "inf" for a student without labeled data (V2)."""
+    ratio = float(value)
+    if not ratio > 0:
+        raise argparse.ArgumentTypeError(f"expected a ratio > 0 or 'inf', got {value!r}")
+    return ratio
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    group = parser.add_argument_group("data")
+    group.add_argument(
+        "--dataset",
+        type=parse_dataset_spec,
+        action="append",
+        default=[],
+        metavar="[FORMAT=]NAME_OR_PATH[:WEIGHT]",
+        help="labeled RGB-D dataset, repeatable; sampled in proportion to WEIGHT (default 1). FORMAT is one of "
+        "depth_anything_hf.data.LABELED_FORMATS, detected for this project's folder format and Hub datasets",
+    )
+    group.add_argument(
+        "--unlabeled_dataset",
+        action="append",
+        default=[],
+        metavar="NAME_OR_PATH",
+        help="unlabeled images, repeatable: a folder, webdataset tar shards (a glob) or a datasets image dataset",
+    )
+    group.add_argument(
+        "--pseudo_labels", action="append", default=[], metavar="DIR", help="output of pseudo_label.py, repeatable"
+    )
+    group.add_argument("--teacher", help="teacher checkpoint directory or Hub id (online pseudo-labels)")
+    group.add_argument(
+        "--resolution",
+        type=positive_int,
+        default=518,
+        help="training crop size in pixels, a multiple of 14 (short side resized to it, then a random square crop)",
+    )
+    group.add_argument(
+        "--shuffle_buffer_size",
+        type=positive_int,
+        default=1,
+        help="datasets shuffle buffer on top of the shard-order shuffle; 1 (the default) keeps resuming exact, "
+        "larger buffers lose their content on resume (datasets' IterableDataset.state_dict)",
+    )
+    return parser
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    group = parser.add_argument_group("model")
+    group.add_argument(
+        "--model_config",
+        default="v2-small",
+        help="an official variant (v1-small ... v2-giant, v2-base-metric-20) or the path of a config JSON",
+    )
+    group.add_argument(
+        "--encoder_init",
+        default="facebook/dinov2-small",
+        help="DINOv2 to initialise the encoder from: a directory or Hub id of a transformers Dinov2Model, an "
+        "official DINOv2 .pth, or 'none' for a random encoder",
+    )
+    group.add_argument("--gradient_checkpointing", action="store_true", help="trade compute for memory")
+    return parser
+
+
+def add_optimization_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    group = parser.add_argument_group("optimisation")
+    group.add_argument("--train_batch_size", type=positive_int, default=4, help="images per process and step")
+    group.add_argument("--gradient_accumulation_steps", type=positive_int, default=1)
+    group.add_argument("--max_train_steps", type=positive_int, help="optimiser steps; overrides --num_train_epochs")
+    group.add_argument("--num_train_epochs", type=positive_int, default=20, help="passes over the training data")
+    group.add_argument("--encoder_learning_rate", type=float, default=5e-6)
+    group.add_argument(
+        "--decoder_learning_rate",
+        type=float,
+        help="learning rate of the DPT decoder (default: 10x --encoder_learning_rate)",
+    )
+    group.add_argument(
+        "--lr_scheduler",
+        default="linear",
+        help="a transformers scheduler name (linear, cosine, constant_with_warmup, polynomial, ...)",
+    )
+    group.add_argument("--lr_warmup_steps", type=int, default=0)
+    group.add_argument("--adam_beta1", type=float, default=0.9)
+    group.add_argument("--adam_beta2", type=float, default=0.999)
+    group.add_argument("--adam_weight_decay", type=float, default=0.01)
+    group.add_argument("--adam_epsilon", type=float, default=1e-8)
+    group.add_argument("--max_grad_norm", type=float, default=1.0, help="gradient clipping; 0 disables it")
+    group.add_argument(
+        "--gradient_matching_weight",
+        type=float,
+        default=0.0,
+        help="weight of the V2 multi-scale gradient-matching term added to each depth loss (V2: 2)",
+    )
+    return parser
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    group = parser.add_argument_group("run")
+    group.add_argument("--output_dir", required=True, help="checkpoints, logs and the final model")
+    group.add_argument("--seed", type=int, default=0)
+    group.add_argument("--mixed_precision", choices=MIXED_PRECISION_CHOICES, help="default: accelerate's config")
+    group.add_argument(
+        "--checkpointing_steps", type=positive_int, default=500, help="save the training state every N steps"
+    )
+    group.add_argument("--checkpoints_total_limit", type=positive_int, help="keep at most this many checkpoints")
+    group.add_argument(
+        "--resume_from_checkpoint",
+        help="'latest' or the path of a checkpoint-N folder: resumes weights, optimiser, scheduler, random "
+        "states and the position in every data stream",
+    )
+    group.add_argument(
+        "--report_to", default="tensorboard", help="tensorboard, wandb, all or none (accelerate trackers)"
+    )
+    group.add_argument("--logging_dir", default="logs", help="tracker folder, relative to --output_dir")
+    group.add_argument("--logging_steps", type=positive_int, default=10, help="log the losses every N steps")
+    group.add_argument(
+        "--image_logging_steps", type=int, default=500, help="log example depth maps every N steps; 0 disables"
+    )
+    group.add_argument("--push_to_hub", action="store_true", help="upload the final model with its model card")
+    group.add_argument("--hub_model_id", help="Hub repository for --push_to_hub (default: the output folder name)")
+    return parser
+
+
+def training_parser(description: str) -> argparse.ArgumentParser:
+    """A parser with every shared group: data, model, optimisation and run flags."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for add_arguments in (add_data_arguments, add_model_arguments, add_optimization_arguments, add_run_arguments):
+        add_arguments(parser)
+    return parser
+
+
+def check_training_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Checks shared by the training scripts (a usage error naming the flag); fills the decoder learning rate."""
+    if args.resolution % 14:
+        parser.error(f"--resolution must be a multiple of the patch size 14, got {args.resolution}")
+    if args.decoder_learning_rate is None:
+        args.decoder_learning_rate = 10 * args.encoder_learning_rate

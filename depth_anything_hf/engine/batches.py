@@ -1,0 +1,117 @@
+"""From stream examples to training tensors: paired geometry, disparity targets and ImageNet normalisation.
+
+Every random choice (crop, flip) is drawn from the `generator` passed in, which the training scripts checkpoint,
+so a resumed run draws what an uninterrupted one would.
+"""
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import kornia
+import torch
+from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+
+from ..data import sample_to_tensors
+from ..data.transforms import PairedResizeCropFlip
+from ..losses import depth_to_normalized_disparity
+from .pseudo_labeling import label_images, teacher_input_images
+
+
+@dataclass
+class DepthBatch:
+    """Training images with their target disparity, all at the training resolution R.
+
+    images: float [B, 3, R, R] RGB in [0, 1] (not normalised, so that the student's input can be perturbed);
+    disparity: float [B, R, R] target disparity (labeled: 1/depth normalised to [0, 1], sky 0; pseudo-labeled:
+    the teacher's prediction); supervised_mask: bool [B, R, R], the pixels that count in the loss.
+    """
+
+    images: torch.Tensor
+    disparity: torch.Tensor
+    supervised_mask: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+
+def split_batch_size(train_batch_size: int, unlabeled_ratio: float) -> tuple[int, int]:
+    """(labeled, pseudo-labeled) images per batch for `--unlabeled_ratio` r (labeled : pseudo-labeled = 1 : r;
+    the paper's 1:2); r = inf gives a student without labeled images (V2)."""
+    num_labeled = 0 if math.isinf(unlabeled_ratio) else round(train_batch_size / (1 + unlabeled_ratio))
+    num_unlabeled = train_batch_size - num_labeled
+    if num_unlabeled < 1 or (not math.isinf(unlabeled_ratio) and num_labeled < 1):
+        raise ValueError(
+            f"--train_batch_size {train_batch_size} cannot hold labeled and pseudo-labeled images in the ratio "
+            f"1:{unlabeled_ratio:g}; use a larger batch (e.g. {math.ceil(1 + unlabeled_ratio)})"
+        )
+    return num_labeled, num_unlabeled
+
+
+def normalize_images(images: torch.Tensor) -> torch.Tensor:
+    """ImageNet mean/std normalisation of [B, 3, H, W] RGB in [0, 1]: the model's `pixel_values`."""
+    mean = torch.tensor(IMAGENET_DEFAULT_MEAN, device=images.device, dtype=images.dtype)
+    std = torch.tensor(IMAGENET_DEFAULT_STD, device=images.device, dtype=images.dtype)
+    return kornia.enhance.normalize(images, mean, std)
+
+
+def labeled_batch(
+    examples: Sequence[dict], geometry: PairedResizeCropFlip, device: torch.device, generator: torch.Generator
+) -> DepthBatch:
+    """Labeled-schema examples -> resized, cropped, flipped images and their normalised disparity targets
+    (METHOD.md section 4, "Targets": 1/depth on valid pixels, normalised to [0, 1] per map, sky -> 0)."""
+    images, depths, valid_masks, sky_masks = [], [], [], []
+    for example in examples:
+        sample = sample_to_tensors(example)
+        depth = sample["depth"]
+        if sample["depth_kind"] == "disparity":
+            # depth_to_normalized_disparity inverts depth; zero disparity (infinitely far) becomes invalid.
+            depth = torch.where(sample["valid_mask"] & (depth > 0), depth.reciprocal(), 0.0)
+        cropped = geometry(
+            sample["image"].to(device),
+            depth.to(device),
+            sample["valid_mask"].to(device),
+            sample["sky_mask"].to(device),
+            generator=generator,
+        )
+        images.append(cropped.image)
+        depths.append(cropped.depth)
+        valid_masks.append(cropped.valid_mask)
+        sky_masks.append(cropped.sky_mask)
+    disparity, supervised_mask = depth_to_normalized_disparity(
+        torch.stack(depths), torch.stack(valid_masks), torch.stack(sky_masks)
+    )
+    return DepthBatch(torch.stack(images), disparity, supervised_mask)
+
+
+def pseudo_labeled_batch(
+    samples: Sequence[dict], geometry: PairedResizeCropFlip, device: torch.device, generator: torch.Generator
+) -> DepthBatch:
+    """Student samples ({"image": [3, h, w] in [0, 1], "disparity": [h, w]} at the teacher's input resolution,
+    as `pseudo_labeling.load_pseudo_labels` reads them) -> the clean images and the teacher's disparity, both
+    through the same crop and flip. Every pixel is supervised."""
+    images, disparities = [], []
+    for sample in samples:
+        cropped = geometry(
+            torch.as_tensor(sample["image"], dtype=torch.float32).to(device),
+            torch.as_tensor(sample["disparity"], dtype=torch.float32).to(device),
+            generator=generator,
+        )
+        images.append(cropped.image)
+        disparities.append(cropped.depth)
+    disparity = torch.stack(disparities)
+    return DepthBatch(torch.stack(images), disparity, torch.ones_like(disparity, dtype=torch.bool))
+
+
+def online_pseudo_labeled_samples(
+    examples: Sequence[dict], teacher: torch.nn.Module, image_processor, autocast_dtype: torch.dtype | None = None
+) -> list[dict]:
+    """Unlabeled examples ({"image": PIL RGB, ...}) labelled now by `teacher` (`--teacher`): student samples of
+    the same form, computed the same way, as the data engine's precomputed ones."""
+    rgb_images = [example["image"] for example in examples]
+    images = teacher_input_images(rgb_images, image_processor)
+    disparities = label_images(teacher, image_processor, rgb_images, autocast_dtype)
+    return [
+        {"image": image, "disparity": disparity.float(), "id": example["id"]}
+        for image, disparity, example in zip(images, disparities, examples)
+    ]

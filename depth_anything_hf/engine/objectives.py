@@ -1,0 +1,133 @@
+"""The training objectives of both stages, assembled from `depth_anything_hf.losses` (METHOD.md section 4).
+
+- `depth_loss`: the affine-invariant loss (eq. 1-2), plus the V2 gradient-matching term when weighted.
+- `perturb_and_mix`: the student's unlabeled input, strong colour perturbation then CutMix (eq. 4).
+- `student_losses`: L_l on labeled images, the area-weighted L_u on the CutMix images (eq. 4-6), L_feat
+  (eq. 7) on unlabeled images only, and their mean.
+"""
+
+import functools
+from dataclasses import dataclass
+
+import torch
+
+from ..data.transforms import StrongPerturbation, apply_cutmix, sample_cutmix_mask
+from ..losses import (
+    affine_invariant_loss,
+    affine_invariant_pixel_losses,
+    cutmix_unlabeled_loss,
+    feature_alignment_loss,
+    gradient_matching_loss,
+)
+from .batches import DepthBatch
+
+
+def depth_loss(
+    predicted_disparity: torch.Tensor,
+    target_disparity: torch.Tensor,
+    supervised_mask: torch.Tensor,
+    gradient_matching_weight: float = 0.0,
+) -> torch.Tensor:
+    """Eq. 1-2 on the supervised pixels, plus `gradient_matching_weight` x the V2 gradient-matching term."""
+    loss = affine_invariant_loss(predicted_disparity, target_disparity, supervised_mask)
+    if gradient_matching_weight:
+        loss = loss + gradient_matching_weight * gradient_matching_loss(
+            predicted_disparity, target_disparity, supervised_mask
+        )
+    return loss
+
+
+def cutmix_gradient_matching_loss(
+    student_prediction: torch.Tensor,
+    teacher_prediction_a: torch.Tensor,
+    teacher_prediction_b: torch.Tensor,
+    mix_mask: torch.Tensor,
+) -> torch.Tensor:
+    """The gradient-matching term on CutMix images, weighted by region area as L_u is (eq. 6): per sample
+    `a * G(S(u_ab), T(u_a)) over M + (1 - a) * G(S(u_ab), T(u_b)) over 1-M` with `a = sum M / HW`, averaged
+    over samples. `gradient_matching_loss` averages over a batch, so it is called per sample."""
+    region_a = mix_mask > 0.5
+    per_sample = []
+    for index in range(student_prediction.shape[0]):
+        sample = slice(index, index + 1)
+        area_a = region_a[sample].float().mean()
+        loss_a = gradient_matching_loss(student_prediction[sample], teacher_prediction_a[sample], region_a[sample])
+        loss_b = gradient_matching_loss(student_prediction[sample], teacher_prediction_b[sample], ~region_a[sample])
+        per_sample.append(area_a * loss_a + (1 - area_a) * loss_b)
+    return torch.stack(per_sample).mean()
+
+
+def perturb_and_mix(
+    clean_images: torch.Tensor,
+    perturbation: StrongPerturbation,
+    cutmix_probability: float,
+    generator: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The student's view of the unlabeled images u (RGB in [0, 1]): strong colour jitter and blur, then CutMix
+    with probability `cutmix_probability` (eq. 4), pasting a box of u_a onto u_b where u_b is the batch rolled
+    by one. Returns (the mixed images u_ab, the CutMix masks M [B, H, W], 1 where u_ab shows u_a)."""
+    batch_size, _, height, width = clean_images.shape
+    perturbed = perturbation(clean_images, generator=generator)
+    mix_mask = sample_cutmix_mask(
+        batch_size, height, width, cutmix_probability, generator=generator, device=clean_images.device
+    )
+    return apply_cutmix(perturbed, perturbed.roll(1, dims=0), mix_mask), mix_mask
+
+
+@dataclass(frozen=True)
+class StudentLossSettings:
+    """alpha: feature-alignment margin (eq. 7); gradient_matching_weight: V2 term on both depth losses;
+    ignore_largest_fraction: V2's share of pixels with the largest loss left out on pseudo-labeled images."""
+
+    alpha: float = 0.85
+    gradient_matching_weight: float = 0.0
+    ignore_largest_fraction: float = 0.0
+
+
+def student_losses(
+    predicted_disparity: torch.Tensor,
+    labeled: DepthBatch | None,
+    pseudo_labeled: DepthBatch,
+    mix_mask: torch.Tensor,
+    settings: StudentLossSettings,
+    student_features: torch.Tensor | None = None,
+    frozen_features: torch.Tensor | None = None,
+) -> dict[str, torch.Tensor]:
+    """The student's losses on one batch whose first `len(labeled)` predictions are the labeled images and the
+    rest the CutMix images of `pseudo_labeled` (targets: the teacher on the clean images).
+
+    Returns {"labeled": L_l (without labeled images: absent), "unlabeled": L_u (eq. 4-6), "feature_alignment":
+    L_feat (eq. 7, on the unlabeled images; absent without features), "total": the mean of those present}.
+    """
+    num_labeled = 0 if labeled is None else len(labeled)
+    losses = {}
+    if labeled is not None:
+        losses["labeled"] = depth_loss(
+            predicted_disparity[:num_labeled],
+            labeled.disparity,
+            labeled.supervised_mask,
+            settings.gradient_matching_weight,
+        )
+    student_prediction = predicted_disparity[num_labeled:]
+    target_a = pseudo_labeled.disparity
+    target_b = pseudo_labeled.disparity.roll(1, dims=0)
+    losses["unlabeled"] = cutmix_unlabeled_loss(
+        student_prediction,
+        target_a,
+        target_b,
+        mix_mask,
+        valid_mask=pseudo_labeled.supervised_mask,
+        pixel_loss=functools.partial(
+            affine_invariant_pixel_losses, ignore_largest_fraction=settings.ignore_largest_fraction
+        ),
+    )
+    if settings.gradient_matching_weight:
+        losses["unlabeled"] = losses["unlabeled"] + settings.gradient_matching_weight * cutmix_gradient_matching_loss(
+            student_prediction, target_a, target_b, mix_mask
+        )
+    if frozen_features is not None:
+        losses["feature_alignment"] = feature_alignment_loss(
+            student_features[num_labeled:], frozen_features, settings.alpha
+        )
+    losses["total"] = torch.stack(list(losses.values())).mean()
+    return losses

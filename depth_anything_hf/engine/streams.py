@@ -1,0 +1,113 @@
+"""Endless, resumable data streams for the training loops.
+
+A `ResumableStream` reads a `datasets.IterableDataset` pass after pass (`set_epoch` reshuffles each pass) and
+checkpoints its position with datasets' own `IterableDataset.state_dict()` / `load_state_dict()`, so a resumed
+run reads exactly the examples an uninterrupted run would have read. Shuffling is shard-order shuffling
+(`shuffle(buffer_size=1)`): the datasets of this project have one shard per file, so that is a full permutation,
+and unlike a shuffle buffer it resumes exactly.
+"""
+
+from collections.abc import Sequence
+
+import datasets
+from accelerate import Accelerator
+
+from ..data import load_labeled_dataset, load_unlabeled_images, mix_labeled_datasets, shard_for_process
+from .arguments import DatasetSpec
+from .pseudo_labeling import load_pseudo_labels
+
+
+class ResumableStream:
+    """Examples of `dataset`, pass after pass; `state_dict()` is the position after the last example taken."""
+
+    def __init__(self, dataset: datasets.IterableDataset, name: str):
+        if not isinstance(dataset, datasets.IterableDataset):
+            raise TypeError(f"{name}: expected a datasets.IterableDataset, got {type(dataset).__name__}")
+        self.dataset = dataset
+        self.name = name
+        self.epoch = 0
+        self._iterator = None
+        self._examples_this_pass = 0
+
+    def take(self, count: int) -> list[dict]:
+        """The next `count` examples, starting a new pass when the current one ends."""
+        examples = []
+        while len(examples) < count:
+            if self._iterator is None:
+                self.dataset.set_epoch(self.epoch)
+                self._iterator = iter(self.dataset)
+                self._examples_this_pass = 0
+            try:
+                examples.append(next(self._iterator))
+                self._examples_this_pass += 1
+            except StopIteration:
+                if self._examples_this_pass == 0:
+                    raise ValueError(f"the {self.name} stream of this process is empty") from None
+                self.epoch += 1
+                self._iterator = None
+        return examples
+
+    def count_examples(self) -> int:
+        """The examples in one pass of this process's part, counted by reading one pass (call it before
+        training: it leaves the stream at the start of its first pass)."""
+        self.dataset.set_epoch(0)
+        self._iterator = None
+        return sum(1 for _ in self.dataset)
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "dataset": self.dataset.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        # The dataset resumes its saved pass only while its epoch equals the saved one, so a pass finished
+        # after the checkpoint starts the next one from the beginning.
+        self.epoch = state["epoch"]
+        self.dataset.load_state_dict(state["dataset"])
+        self._iterator = None
+
+
+def _prepared_stream(
+    dataset, accelerator: Accelerator, seed: int, shuffle_buffer_size: int, name: str
+) -> ResumableStream:
+    """Shuffle `dataset` (a Dataset is first turned into an IterableDataset), keep this process's part of it."""
+    if isinstance(dataset, datasets.Dataset):
+        dataset = dataset.to_iterable_dataset(num_shards=min(len(dataset), 1024) or 1)
+    dataset = dataset.shuffle(seed=seed, buffer_size=shuffle_buffer_size)
+    dataset = shard_for_process(dataset, accelerator.process_index, accelerator.num_processes)
+    return ResumableStream(dataset, name)
+
+
+def labeled_stream(
+    specs: Sequence[DatasetSpec], accelerator: Accelerator, seed: int, shuffle_buffer_size: int = 1
+) -> ResumableStream:
+    """The `--dataset` specs mixed by weight, shuffled, this process's part (`mix_labeled_datasets`)."""
+    weighted = [
+        (
+            load_labeled_dataset(spec.path, format=spec.format, streaming=True).shuffle(
+                seed=seed + index, buffer_size=shuffle_buffer_size
+            ),
+            spec.weight,
+        )
+        for index, spec in enumerate(specs)
+    ]
+    mixed = weighted[0][0] if len(weighted) == 1 else mix_labeled_datasets(weighted, seed=seed)
+    return ResumableStream(shard_for_process(mixed, accelerator.process_index, accelerator.num_processes), "labeled")
+
+
+def unlabeled_image_stream(
+    sources: Sequence[str], accelerator: Accelerator, seed: int, shuffle_buffer_size: int = 1
+) -> ResumableStream:
+    """The `--unlabeled_dataset` images ({"image": PIL, "image_bytes", "id", "dataset"}), each once per pass."""
+    per_source = [
+        load_unlabeled_images(source).map(lambda example, source=source: {"dataset": source}) for source in sources
+    ]
+    images = per_source[0] if len(per_source) == 1 else datasets.concatenate_datasets(per_source)
+    return _prepared_stream(images, accelerator, seed, shuffle_buffer_size, "unlabeled")
+
+
+def pseudo_labeled_stream(
+    paths: Sequence[str], accelerator: Accelerator, seed: int, shuffle_buffer_size: int = 1
+) -> ResumableStream:
+    """The student samples of `--pseudo_labels` folders (`load_pseudo_labels`), each once per pass."""
+    per_path = [load_pseudo_labels(path) for path in paths]
+    samples = per_path[0] if len(per_path) == 1 else datasets.concatenate_datasets(per_path)
+    return _prepared_stream(samples, accelerator, seed, shuffle_buffer_size, "pseudo-labeled")

@@ -1,0 +1,161 @@
+"""What the training scripts report to the accelerate trackers (`--report_to`): losses, learning rates,
+throughput and example depth maps; and `TrainingProgress`, the bookkeeping after each optimiser step."""
+
+import argparse
+import time
+from collections.abc import Callable
+
+import torch
+from accelerate import Accelerator
+from tqdm.auto import tqdm
+
+from .arguments import DatasetSpec
+from .training import save_checkpoint
+
+
+def tracker_config(args: argparse.Namespace) -> dict:
+    """The run's arguments as scalars and strings, which every tracker (TensorBoard hparams too) accepts."""
+    config = {}
+    for name, value in vars(args).items():
+        if value is None:
+            continue
+        if isinstance(value, (list, tuple)):
+            value = ",".join(str(item) for item in value)
+        elif not isinstance(value, (bool, int, float, str)):
+            value = str(value)
+        config[name] = value
+    return config
+
+
+def dataset_names(args: argparse.Namespace) -> list[str]:
+    """The datasets a run trains on, as given on the command line (for the model card)."""
+    specs: list[DatasetSpec] = getattr(args, "dataset", [])
+    return [spec.path for spec in specs] + list(getattr(args, "unlabeled_dataset", [])) + list(
+        getattr(args, "pseudo_labels", [])
+    )
+
+
+class Throughput:
+    """Images per second over all processes since the last `rate()` call."""
+
+    def __init__(self, num_processes: int):
+        self.num_processes = num_processes
+        self.images = 0
+        self.start = time.perf_counter()
+
+    def add(self, images_this_process: int) -> None:
+        self.images += images_this_process
+
+    def rate(self) -> float:
+        now = time.perf_counter()
+        images_per_second = self.images * self.num_processes / max(now - self.start, 1e-9)
+        self.images, self.start = 0, now
+        return images_per_second
+
+
+class RunningMeans:
+    """Means of named losses over the micro-batches since the last `reduce`, averaged over processes.
+
+    The sums stay on the device between logging steps, so logging costs one synchronisation per log."""
+
+    def __init__(self):
+        self.sums: dict[str, torch.Tensor] = {}
+        self.count = 0
+
+    def add(self, values: dict[str, torch.Tensor]) -> None:
+        for name, value in values.items():
+            self.sums[name] = self.sums.get(name, 0) + value.detach().float()
+        self.count += 1
+
+    def reduce(self, accelerator: Accelerator) -> dict[str, float]:
+        names = sorted(self.sums)
+        means = accelerator.reduce(torch.stack([self.sums[name] for name in names]) / self.count, reduction="mean")
+        self.sums, self.count = {}, 0
+        return dict(zip(names, means.tolist()))
+
+
+def learning_rates(optimizer: torch.optim.Optimizer) -> dict[str, float]:
+    return {f"lr_{group.get('name', index)}": group["lr"] for index, group in enumerate(optimizer.param_groups)}
+
+
+def _grayscale(maps: torch.Tensor) -> torch.Tensor:
+    """[N, H, W] maps min-max scaled per map to [0, 1] and repeated to [N, 3, H, W] for image logging."""
+    flat = maps.detach().float().flatten(1)
+    low, high = flat.min(1).values[:, None, None], flat.max(1).values[:, None, None]
+    return ((maps.detach().float() - low) / (high - low).clamp_min(1e-12)).unsqueeze(1).expand(-1, 3, -1, -1)
+
+
+def log_depth_examples(
+    accelerator: Accelerator,
+    step: int,
+    name: str,
+    images: torch.Tensor,
+    predicted_disparity: torch.Tensor,
+    target_disparity: torch.Tensor,
+    max_examples: int = 4,
+) -> None:
+    """Log rows of (input image | predicted disparity | target disparity) to the TensorBoard tracker."""
+    if not accelerator.is_main_process:
+        return
+    count = min(max_examples, images.shape[0])
+    rows = torch.cat(
+        [
+            images[:count].detach().float().clamp(0, 1),
+            _grayscale(predicted_disparity[:count]),
+            _grayscale(target_disparity[:count]),
+        ],
+        dim=-1,
+    ).cpu()
+    for tracker in accelerator.trackers:
+        if tracker.name == "tensorboard":
+            tracker.log_images({name: rows}, step=step, dataformats="NCHW")
+
+
+class TrainingProgress:
+    """Counts optimiser steps and, after each one, updates the progress bar, logs the mean losses, learning
+    rates and images/s every `--logging_steps`, example depth maps every `--image_logging_steps`, and saves a
+    checkpoint every `--checkpointing_steps`."""
+
+    def __init__(
+        self, accelerator: Accelerator, args: argparse.Namespace, max_train_steps: int, global_step: int, name: str
+    ):
+        self.accelerator = accelerator
+        self.args = args
+        self.max_train_steps = max_train_steps
+        self.global_step = global_step
+        self.bar = tqdm(
+            total=max_train_steps, initial=global_step, desc=name, disable=not accelerator.is_local_main_process
+        )
+        self.running_losses = RunningMeans()
+        self.throughput = Throughput(accelerator.num_processes)
+
+    @property
+    def finished(self) -> bool:
+        return self.global_step >= self.max_train_steps
+
+    def add_micro_batch(self, losses: dict[str, torch.Tensor], num_images: int) -> None:
+        self.running_losses.add({f"loss/{name}": value for name, value in losses.items()})
+        self.throughput.add(num_images)
+
+    def end_step(
+        self,
+        optimizer: torch.optim.Optimizer,
+        depth_examples: Callable[[], tuple[str, torch.Tensor, torch.Tensor, torch.Tensor]],
+    ) -> None:
+        """After an optimiser step; `depth_examples()` gives (name, images, predicted, target disparity)."""
+        args = self.args
+        self.global_step += 1
+        self.bar.update(1)
+        if self.global_step % args.logging_steps == 0 or self.finished:
+            logs = {**self.running_losses.reduce(self.accelerator), **learning_rates(optimizer)}
+            logs["images_per_second"] = self.throughput.rate()
+            total = logs.get("loss/total", logs.get("loss/labeled"))
+            self.bar.set_postfix(loss=f"{total:.4f}", images_per_second=f"{logs['images_per_second']:.1f}")
+            self.accelerator.log(logs, step=self.global_step)
+        if args.image_logging_steps and self.global_step % args.image_logging_steps == 0:
+            log_depth_examples(self.accelerator, self.global_step, *depth_examples())
+        if self.global_step % args.checkpointing_steps == 0:
+            save_checkpoint(self.accelerator, args.output_dir, self.global_step, args.checkpoints_total_limit)
+
+    def close(self) -> None:
+        self.bar.close()
