@@ -1,0 +1,140 @@
+#!/usr/bin/env python
+"""The Depth Anything data engine (METHOD.md section 4): label unlabeled images with the teacher's disparity.
+
+Streams every image of the `--unlabeled_dataset` sources through the `--teacher` on the CLEAN image and writes
+a `datasets` parquet dataset to `--output_dir` (`data/*.parquet` + README.md): the original image bytes, the
+float16 disparity at the teacher's input resolution, the original size, the image id and the teacher's id.
+
+    python training_scripts/pseudo_label.py --teacher runs/teacher --unlabeled_dataset photos/ \
+        --output_dir runs/pseudo_labels
+    accelerate launch --num_processes 8 training_scripts/pseudo_label.py ...   # each process labels its part
+
+Killed at any moment, the same command continues where it stopped: each process writes shards of
+`--shard_size` images atomically under fixed names and records its position after each shard.
+"""
+
+import argparse
+import itertools
+import logging
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.logging import get_logger
+from accelerate.utils import set_seed
+from tqdm.auto import tqdm
+
+from depth_anything_hf import DepthAnythingHFForDepthEstimation
+from depth_anything_hf.engine.arguments import MIXED_PRECISION_CHOICES, positive_int
+from depth_anything_hf.engine.pseudo_labeling import (
+    AUTOCAST_DTYPES,
+    DATA_DIRECTORY,
+    ProgressRecord,
+    ShardWriter,
+    UnlabeledImageStream,
+    label_images,
+    pseudo_label_table,
+    shard_name,
+    teacher_sha256,
+    write_dataset_card,
+)
+from depth_anything_hf.image_processing_depth_anything_hf import DepthAnythingHFImageProcessor
+
+logger = get_logger(__name__)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--unlabeled_dataset",
+        action="append",
+        required=True,
+        metavar="NAME_OR_PATH",
+        help="unlabeled images, repeatable: a folder, webdataset tar shards (a glob) or a datasets image dataset",
+    )
+    parser.add_argument("--teacher", required=True, help="teacher checkpoint directory or Hub id (model + processor)")
+    parser.add_argument("--output_dir", required=True, help="where the pseudo-labeled dataset is written")
+    parser.add_argument("--batch_size", type=positive_int, default=16, help="images per teacher forward pass")
+    parser.add_argument("--shard_size", type=positive_int, default=1000, help="images per parquet shard")
+    parser.add_argument(
+        "--mixed_precision",
+        choices=MIXED_PRECISION_CHOICES,
+        help="autocast dtype of the teacher (default: accelerate's config, else no)",
+    )
+    parser.add_argument("--split", default="train", help="split of datasets-library sources")
+    parser.add_argument("--image_column", default="image", help="image column of datasets-library sources")
+    parser.add_argument("--seed", type=int, default=0, help="labelling is deterministic; seeds third-party code")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    accelerator = Accelerator(mixed_precision=args.mixed_precision)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    set_seed(args.seed)
+    rank, world_size = accelerator.process_index, accelerator.num_processes
+    output_dir = Path(args.output_dir)
+    (output_dir / DATA_DIRECTORY).mkdir(parents=True, exist_ok=True)
+
+    teacher = DepthAnythingHFForDepthEstimation.from_pretrained(args.teacher).to(accelerator.device).eval()
+    image_processor = DepthAnythingHFImageProcessor.from_pretrained(args.teacher)
+    autocast_dtype = AUTOCAST_DTYPES[accelerator.mixed_precision]
+    run = {
+        "sources": args.unlabeled_dataset,
+        "split": args.split,
+        "image_column": args.image_column,
+        "teacher": args.teacher,
+        "teacher_sha256": teacher_sha256(teacher),
+        "batch_size": args.batch_size,
+        "shard_size": args.shard_size,
+        "mixed_precision": accelerator.mixed_precision,
+    }
+    progress = ProgressRecord.resume_or_start(output_dir, rank, world_size, run)
+    stream = UnlabeledImageStream(args.unlabeled_dataset, rank, world_size, args.split, args.image_column)
+    if progress.stream_state is not None:
+        stream.load_state_dict(progress.stream_state)
+        logger.info(f"Resuming after {progress.images_written} images ({progress.shards_written} shards) per process")
+    logger.info(f"Labelling with {args.teacher} (sha256 {run['teacher_sha256'][:12]}) on {world_size} process(es)")
+
+    progress_bar = tqdm(
+        initial=progress.images_written,
+        unit="img",
+        desc=f"pseudo-labels (process 0 of {world_size})",
+        disable=not accelerator.is_local_main_process,
+    )
+    examples = iter(stream)
+    while not progress.finished:
+        shard_examples = itertools.islice(examples, args.shard_size)
+        # Batches never cross shards, so a resumed run forms the same batches as an uninterrupted one.
+        batches = iter(lambda: list(itertools.islice(shard_examples, args.batch_size)), [])
+        first_batch = next(batches, None)
+        if first_batch is None:
+            progress.finished = True
+            progress.save(output_dir)
+            break
+        shard = ShardWriter(output_dir / DATA_DIRECTORY / shard_name(rank, world_size, progress.shards_written))
+        for batch in itertools.chain([first_batch], batches):
+            disparities = label_images(teacher, image_processor, [example["image"] for example in batch], autocast_dtype)
+            shard.write(pseudo_label_table(batch, disparities, args.teacher, run["teacher_sha256"]))
+            progress_bar.update(len(batch))
+        shard.close()
+        progress.shards_written += 1
+        progress.images_written += shard.num_rows
+        progress.stream_state = stream.state_dict()
+        progress.finished = shard.num_rows < args.shard_size
+        progress.save(output_dir)
+    progress_bar.close()
+
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        num_images = sum(
+            ProgressRecord.resume_or_start(output_dir, process, world_size, run).images_written
+            for process in range(world_size)
+        )
+        write_dataset_card(output_dir, run, num_images)
+        logger.info(f"Wrote {num_images} pseudo-labeled images to {output_dir}")
+    accelerator.end_training()
+
+
+if __name__ == "__main__":
+    main()
