@@ -245,6 +245,14 @@ def test_reader_gives_the_labelled_image_and_disparity(labeled_dir, sources, tea
         torch.testing.assert_close(online.float(), sample["disparity"], rtol=2e-3, atol=2e-3)
 
 
+@pytest.mark.parametrize("streaming", [True, False])
+def test_reader_reads_several_folders_one_after_another(labeled_dir, sources, streaming):
+    samples = load_pseudo_labels([labeled_dir, str(labeled_dir)], streaming=streaming)
+    keys = [(sample["dataset"], sample["id"]) for sample in samples]
+    assert sorted(keys) == sorted(list(source_files(sources)) * 2)
+    assert samples.n_shards == 2 * 7
+
+
 def test_reader_accepts_the_parquet_files_loaded_with_datasets(labeled_dir):
     data_files = sorted(str(path) for path in (labeled_dir / "data").glob("*.parquet"))
     loaded = datasets.load_dataset("parquet", data_files=data_files, split="train", streaming=True)

@@ -95,15 +95,14 @@ def predict_pseudo_disparity(
     return disparity.to(torch.float16)
 
 
-def label_images(
-    teacher: torch.nn.Module, image_processor, rgb_images: Sequence, autocast_dtype: torch.dtype | None = None
+def label_teacher_inputs(
+    teacher: torch.nn.Module, image_processor, images: Sequence[torch.Tensor], autocast_dtype: torch.dtype | None = None
 ) -> list[torch.Tensor]:
-    """Pseudo disparity (float16 [h, w], on the teacher's device) of each RGB image.
+    """Pseudo disparity (float16 [h, w], on the teacher's device) of each `teacher_input_images` image.
 
     Images whose processed sizes differ (aspect ratios) go through the teacher in separate batches, one
     per size, in a fixed order, so the same images always form the same batches.
     """
-    images = teacher_input_images(rgb_images, image_processor)
     device = next(teacher.parameters()).device
     indices_of_size: dict[tuple[int, int], list[int]] = {}
     for index, image in enumerate(images):
@@ -115,6 +114,13 @@ def label_images(
         for index, disparity in zip(indices, batch_disparity):
             disparities[index] = disparity
     return disparities
+
+
+def label_images(
+    teacher: torch.nn.Module, image_processor, rgb_images: Sequence, autocast_dtype: torch.dtype | None = None
+) -> list[torch.Tensor]:
+    """Pseudo disparity (float16 [h, w], on the teacher's device) of each RGB image, as the data engine labels it."""
+    return label_teacher_inputs(teacher, image_processor, teacher_input_images(rgb_images, image_processor), autocast_dtype)
 
 
 def teacher_sha256(model: torch.nn.Module) -> str:
@@ -408,13 +414,24 @@ def pseudo_labeled_samples(dataset, num_shards: int = 1) -> datasets.IterableDat
     )
 
 
-def load_pseudo_labels(path_or_name: str | os.PathLike, streaming: bool = True, split: str = SPLIT):
-    """Student samples (`pseudo_labeled_samples`) of the output of `pseudo_label.py`: its folder or a Hub dataset id."""
+def _pseudo_label_rows(path_or_name: str | os.PathLike, streaming: bool, split: str):
+    """The rows of one output folder of `pseudo_label.py` or Hub dataset, and its number of parquet files."""
     path = Path(path_or_name)
-    if path.is_dir():
-        data_files = sorted(glob.glob(str(path / DATA_DIRECTORY / "*.parquet")))
-        if not data_files:
-            raise ValueError(f"{str(path)!r} holds no pseudo-label shards ({DATA_DIRECTORY}/*.parquet)")
-        dataset = datasets.load_dataset("parquet", data_files=data_files, split=SPLIT, streaming=streaming)
-        return pseudo_labeled_samples(dataset, num_shards=len(data_files))
-    return pseudo_labeled_samples(datasets.load_dataset(os.fspath(path_or_name), split=split, streaming=streaming))
+    if not path.is_dir():
+        return datasets.load_dataset(os.fspath(path_or_name), split=split, streaming=streaming), 1
+    data_files = sorted(glob.glob(str(path / DATA_DIRECTORY / "*.parquet")))
+    if not data_files:
+        raise ValueError(f"{str(path)!r} holds no pseudo-label shards ({DATA_DIRECTORY}/*.parquet)")
+    return datasets.load_dataset("parquet", data_files=data_files, split=SPLIT, streaming=streaming), len(data_files)
+
+
+def load_pseudo_labels(paths_or_names, streaming: bool = True, split: str = SPLIT) -> datasets.IterableDataset:
+    """Student samples (`pseudo_labeled_samples`) of the output of `pseudo_label.py`: a folder or Hub dataset id,
+    or a list of them, read one after another."""
+    if isinstance(paths_or_names, (str, os.PathLike)):
+        paths_or_names = [paths_or_names]
+    if not paths_or_names:
+        raise ValueError("paths_or_names must name at least one pseudo-labeled dataset")
+    rows, file_counts = zip(*(_pseudo_label_rows(path, streaming, split) for path in paths_or_names))
+    all_rows = rows[0] if len(rows) == 1 else datasets.concatenate_datasets(list(rows))
+    return pseudo_labeled_samples(all_rows, num_shards=sum(file_counts))
