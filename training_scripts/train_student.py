@@ -92,7 +92,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def main(args: argparse.Namespace) -> None:
+def main(args: argparse.Namespace) -> DepthAnythingHFForDepthEstimation:
+    """Train, save the final model to `--output_dir`, and return it (this process's copy)."""
     accelerator = start_accelerator(args)
     model = create_model(args)
     frozen_encoder = None
@@ -177,6 +178,7 @@ def main(args: argparse.Namespace) -> None:
     progress.close()
     save_final_model(accelerator, model, args)
     accelerator.end_training()
+    return accelerator.unwrap_model(model)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import argparse
 
 from accelerate.utils import gather_object
 
+from depth_anything_hf import DepthAnythingHFForDepthEstimation
 from depth_anything_hf.data.transforms import PairedResizeCropFlip
 from depth_anything_hf.engine.arguments import check_training_arguments, training_parser
 from depth_anything_hf.engine.batches import labeled_batch, normalize_images
@@ -44,7 +45,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def main(args: argparse.Namespace) -> None:
+def main(args: argparse.Namespace) -> DepthAnythingHFForDepthEstimation:
+    """Train, save the final model to `--output_dir`, and return it (this process's copy)."""
     accelerator = start_accelerator(args)
     model = create_model(args)
     stream = labeled_stream(args.dataset, accelerator, args.seed, args.shuffle_buffer_size)
@@ -77,6 +79,7 @@ def main(args: argparse.Namespace) -> None:
     progress.close()
     save_final_model(accelerator, model, args)
     accelerator.end_training()
+    return accelerator.unwrap_model(model)
 
 
 if __name__ == "__main__":

@@ -36,16 +36,18 @@ class DepthBatch:
 
 
 def split_batch_size(train_batch_size: int, unlabeled_ratio: float) -> tuple[int, int]:
-    """(labeled, pseudo-labeled) images per batch for `--unlabeled_ratio` r (labeled : pseudo-labeled = 1 : r;
-    the paper's 1:2); r = inf gives a student without labeled images (V2)."""
-    num_labeled = 0 if math.isinf(unlabeled_ratio) else round(train_batch_size / (1 + unlabeled_ratio))
-    num_unlabeled = train_batch_size - num_labeled
-    if num_unlabeled < 1 or (not math.isinf(unlabeled_ratio) and num_labeled < 1):
+    """(labeled, pseudo-labeled) images per batch for `--unlabeled_ratio` r, exactly 1 : r (the paper's 1:2);
+    r = inf gives a student without labeled images (V2)."""
+    if math.isinf(unlabeled_ratio):
+        return 0, train_batch_size
+    labeled_share = train_batch_size / (1 + unlabeled_ratio)
+    num_labeled = round(labeled_share)
+    if num_labeled < 1 or not math.isclose(labeled_share, num_labeled, rel_tol=1e-6):
         raise ValueError(
-            f"--train_batch_size {train_batch_size} cannot hold labeled and pseudo-labeled images in the ratio "
-            f"1:{unlabeled_ratio:g}; use a larger batch (e.g. {math.ceil(1 + unlabeled_ratio)})"
+            f"--train_batch_size {train_batch_size} cannot be split into labeled and pseudo-labeled images in the "
+            f"ratio 1:{unlabeled_ratio:g}; use a multiple of {1 + unlabeled_ratio:g}"
         )
-    return num_labeled, num_unlabeled
+    return num_labeled, train_batch_size - num_labeled
 
 
 def normalize_images(images: torch.Tensor) -> torch.Tensor:

@@ -28,6 +28,7 @@ class ResumableStream:
         self.epoch = 0
         self._iterator = None
         self._examples_this_pass = 0
+        self._resuming = False
 
     def take(self, count: int) -> list[dict]:
         """The next `count` examples, starting a new pass when the current one ends."""
@@ -41,10 +42,12 @@ class ResumableStream:
                 examples.append(next(self._iterator))
                 self._examples_this_pass += 1
             except StopIteration:
-                if self._examples_this_pass == 0:
+                # A pass resumed at its very end yields nothing; a pass started from the beginning must.
+                if self._examples_this_pass == 0 and not self._resuming:
                     raise ValueError(f"the {self.name} stream of this process is empty") from None
                 self.epoch += 1
                 self._iterator = None
+            self._resuming = False
         return examples
 
     def count_examples(self) -> int:
@@ -63,6 +66,7 @@ class ResumableStream:
         self.epoch = state["epoch"]
         self.dataset.load_state_dict(state["dataset"])
         self._iterator = None
+        self._resuming = True
 
 
 def _prepared_stream(

@@ -38,6 +38,8 @@ def start_accelerator(args: argparse.Namespace) -> Accelerator:
     )
     report_to = None if args.report_to == "none" else args.report_to
     accelerator = Accelerator(
+        # Without an accelerator, CPU mode: under torchrun / `accelerate launch` several processes then use gloo.
+        cpu=not torch.accelerator.is_available(),
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         mixed_precision=args.mixed_precision,
         log_with=report_to,
@@ -66,12 +68,30 @@ def create_model(args: argparse.Namespace) -> DepthAnythingHFForDepthEstimation:
     """The model of `--model_config` with its encoder initialised from `--encoder_init` (DINOv2 or "none")."""
     model = DepthAnythingHFForDepthEstimation(resolve_model_config(args.model_config))
     initialize_encoder(model, args.encoder_init)
-    # DINOv2's mask token serves its masked-image pre-training only; left trainable it would get no gradient,
-    # which DistributedDataParallel refuses.
-    model.encoder.mask_token.requires_grad_(False)
+    freeze_unused_parameters(model)
     if args.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     return model.train()
+
+
+def freeze_unused_parameters(model: DepthAnythingHFForDepthEstimation) -> list[str]:
+    """Freeze the parameters that no forward pass uses, and return their names.
+
+    DINOv2's mask token serves its masked-image pre-training only, and the deepest DPT fusion block has no skip
+    input for its first residual unit (as in the official DPT). Left trainable they never get a gradient, which
+    DistributedDataParallel refuses. They are found by one small forward and backward pass.
+    """
+    patch_size = model.config.patch_size
+    pixel_values = torch.zeros(1, model.config.num_channels, 2 * patch_size, 2 * patch_size)
+    was_training = model.training
+    model.eval()
+    model(pixel_values, output_encoder_features=True).predicted_depth.sum().backward()
+    unused = [name for name, parameter in model.named_parameters() if parameter.requires_grad and parameter.grad is None]
+    model.zero_grad(set_to_none=True)
+    model.train(was_training)
+    for name in unused:
+        model.get_parameter(name).requires_grad_(False)
+    return unused
 
 
 def parameter_groups(

@@ -1,0 +1,204 @@
+"""Training throughput: the student step and the data engine, against plain baselines on the same weights.
+
+    python benchmarks/training.py                                   # ViT-S at 266 and 518, bf16 on CUDA
+    python benchmarks/training.py --resolutions 266 --steps 3 --warmup_steps 1 --batch_size 3   # a quick CPU run
+
+1. Student step (images/s): our training step (`depth_anything_hf.engine`: strong perturbation + CutMix,
+   one forward of labeled and CutMix images with encoder features, the frozen DINOv2 for feature alignment,
+   L_l + L_u + L_feat, backward, AdamW) against a plain loop doing the same with transformers'
+   `DepthAnythingForDepthEstimation` and `Dinov2Backbone` on the same weights and the same loss functions.
+2. Pseudo-labelling (images/s): the data engine's `label_images` (PIL photos -> processor -> teacher ->
+   float16 disparity) and `predict_pseudo_disparity` (ready pixel values) against a bare teacher forward.
+
+Prints markdown tables with the ratios (> 1: ours is faster / the engine costs nothing over the bare forward).
+Weights are random: speed does not depend on them.
+"""
+
+import argparse
+import copy
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+
+import torch
+from PIL import Image
+from transformers import DepthAnythingForDepthEstimation
+
+from depth_anything_hf import DepthAnythingHFConfig, DepthAnythingHFForDepthEstimation, DepthAnythingHFImageProcessor
+from depth_anything_hf.data.transforms import StrongPerturbation
+from depth_anything_hf.engine.batches import DepthBatch, normalize_images, split_batch_size
+from depth_anything_hf.engine.encoder_init import FrozenFeatureEncoder
+from depth_anything_hf.engine.objectives import StudentLossSettings, perturb_and_mix, student_losses
+from depth_anything_hf.engine.pseudo_labeling import AUTOCAST_DTYPES, label_images, predict_pseudo_disparity
+from depth_anything_hf.engine.training import freeze_unused_parameters, parameter_groups
+from depth_anything_hf.losses import affine_invariant_loss, cutmix_unlabeled_loss, feature_alignment_loss
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--variant", default="v2-small", help="official variant of the student and the teacher")
+    parser.add_argument("--resolutions", type=int, nargs="+", default=[266, 518], help="student crop sizes")
+    parser.add_argument("--batch_size", type=int, default=6, help="student images per step (labeled 1 : 2)")
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per measurement")
+    parser.add_argument("--warmup_steps", type=int, default=2)
+    parser.add_argument("--labeling_batch_size", type=int, default=8)
+    parser.add_argument("--photo_size", type=int, nargs=2, default=[480, 640], help="height width of the photos")
+    default_precision = "bf16" if torch.cuda.is_available() else "no"
+    parser.add_argument("--mixed_precision", choices=["no", "bf16", "fp16"], default=default_precision)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    return parser.parse_args()
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def images_per_second(run_step: Callable[[], None], images_per_step: int, steps: int, warmup_steps: int, device) -> float:
+    timings = []
+    for step in range(warmup_steps + steps):
+        synchronize(device)
+        start = time.perf_counter()
+        run_step()
+        synchronize(device)
+        if step >= warmup_steps:
+            timings.append(time.perf_counter() - start)
+    return images_per_step / statistics.median(timings)
+
+
+def student_batch(resolution: int, num_labeled: int, num_unlabeled: int, device) -> tuple[DepthBatch, DepthBatch]:
+    generator = torch.Generator().manual_seed(0)
+
+    def depth_batch(size: int) -> DepthBatch:
+        images = torch.rand(size, 3, resolution, resolution, generator=generator)
+        disparity = torch.rand(size, resolution, resolution, generator=generator)
+        return DepthBatch(images.to(device), disparity.to(device), torch.ones_like(disparity, dtype=torch.bool).to(device))
+
+    return depth_batch(num_labeled), depth_batch(num_unlabeled)
+
+
+def our_student_step(model, frozen_encoder, optimizer, labeled, pseudo_labeled, autocast, generator):
+    """One step as `training_scripts/train_student.py` takes it."""
+    mixed, mix_mask = perturb_and_mix(pseudo_labeled.images, StrongPerturbation(), 0.5, generator)
+    pixel_values = normalize_images(torch.cat([labeled.images, mixed]))
+    with autocast:
+        outputs = model(pixel_values, output_encoder_features=True)
+        frozen_features = frozen_encoder(pixel_values[len(labeled) :])
+    losses = student_losses(
+        outputs.predicted_depth, labeled, pseudo_labeled, mix_mask, StudentLossSettings(), outputs.encoder_features, frozen_features
+    )
+    losses["total"].backward()
+    optimizer.step()
+    optimizer.zero_grad()
+
+
+def normed_patch_tokens(backbone, hidden_states: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    return backbone.layernorm(hidden_states[-1])[:, 1:]
+
+
+def plain_student_step(model, frozen_backbone, optimizer, labeled, pseudo_labeled, autocast, generator):
+    """The same step written directly against transformers' model, with the same loss functions."""
+    mixed, mix_mask = perturb_and_mix(pseudo_labeled.images, StrongPerturbation(), 0.5, generator)
+    pixel_values = normalize_images(torch.cat([labeled.images, mixed]))
+    num_labeled = len(labeled)
+    with autocast:
+        outputs = model(pixel_values, output_hidden_states=True)
+        student_features = normed_patch_tokens(model.backbone, outputs.hidden_states)[num_labeled:]
+        with torch.no_grad():
+            frozen_hidden_states = frozen_backbone(pixel_values[num_labeled:], output_hidden_states=True).hidden_states
+            frozen_features = normed_patch_tokens(frozen_backbone, frozen_hidden_states)
+    prediction = outputs.predicted_depth
+    loss_labeled = affine_invariant_loss(prediction[:num_labeled], labeled.disparity, labeled.supervised_mask)
+    loss_unlabeled = cutmix_unlabeled_loss(
+        prediction[num_labeled:], pseudo_labeled.disparity, pseudo_labeled.disparity.roll(1, dims=0), mix_mask
+    )
+    loss_feature = feature_alignment_loss(student_features, frozen_features, 0.85)
+    ((loss_labeled + loss_unlabeled + loss_feature) / 3).backward()
+    optimizer.step()
+    optimizer.zero_grad()
+
+
+def benchmark_student(args, device, autocast) -> None:
+    config = DepthAnythingHFConfig.from_variant_name(args.variant)
+    torch.manual_seed(0)
+    ours = DepthAnythingHFForDepthEstimation(config)
+    freeze_unused_parameters(ours)
+    with tempfile.TemporaryDirectory() as directory:
+        ours.export_to_transformers(directory)
+        theirs = DepthAnythingForDepthEstimation.from_pretrained(directory)
+        dinov2_path = f"{directory}/dinov2.pth"
+        torch.save(ours.encoder.state_dict(), dinov2_path)  # the official DINOv2 layout
+        frozen_encoder = FrozenFeatureEncoder(config, dinov2_path).to(device)
+    frozen_backbone = copy.deepcopy(theirs.backbone).requires_grad_(False).eval().to(device)
+    ours, theirs = ours.to(device).train(), theirs.to(device).train()
+    our_optimizer = torch.optim.AdamW(parameter_groups(ours, 5e-6, 5e-5))
+    their_optimizer = torch.optim.AdamW(
+        [{"params": theirs.backbone.parameters(), "lr": 5e-6}, {"params": [*theirs.neck.parameters(), *theirs.head.parameters()], "lr": 5e-5}]
+    )
+    num_labeled, num_unlabeled = split_batch_size(args.batch_size, 2.0)
+
+    print(f"\nStudent step, {args.variant}, batch {num_labeled} labeled + {num_unlabeled} pseudo-labeled, {args.mixed_precision}")
+    print("| resolution | ours images/s | plain transformers loop images/s | ours / plain |")
+    print("|---|---|---|---|")
+    for resolution in args.resolutions:
+        labeled, pseudo_labeled = student_batch(resolution, num_labeled, num_unlabeled, device)
+        generator = torch.Generator(device).manual_seed(0)
+        ours_rate = images_per_second(
+            lambda: our_student_step(ours, frozen_encoder, our_optimizer, labeled, pseudo_labeled, autocast, generator),
+            args.batch_size, args.steps, args.warmup_steps, device,
+        )  # fmt: skip
+        plain_rate = images_per_second(
+            lambda: plain_student_step(theirs, frozen_backbone, their_optimizer, labeled, pseudo_labeled, autocast, generator),
+            args.batch_size, args.steps, args.warmup_steps, device,
+        )  # fmt: skip
+        print(f"| {resolution} | {ours_rate:.2f} | {plain_rate:.2f} | {ours_rate / plain_rate:.2f} |")
+
+
+def benchmark_pseudo_labeling(args, device) -> None:
+    torch.manual_seed(0)
+    teacher = DepthAnythingHFForDepthEstimation(DepthAnythingHFConfig.from_variant_name(args.variant)).to(device).eval()
+    processor = DepthAnythingHFImageProcessor()
+    height, width = args.photo_size
+    generator = torch.Generator().manual_seed(0)
+    photos = [
+        Image.fromarray(torch.randint(0, 256, (height, width, 3), dtype=torch.uint8, generator=generator).numpy())
+        for _ in range(args.labeling_batch_size)
+    ]
+    pixel_values = processor.preprocess(photos, return_tensors="pt")["pixel_values"].to(device)
+    autocast_dtype = AUTOCAST_DTYPES[args.mixed_precision]
+    batch_size = args.labeling_batch_size
+
+    def bare_forward():
+        with torch.no_grad(), torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            teacher(pixel_values)
+
+    bare = images_per_second(bare_forward, batch_size, args.steps, args.warmup_steps, device)
+    engine_forward = images_per_second(
+        lambda: predict_pseudo_disparity(teacher, pixel_values, autocast_dtype), batch_size, args.steps, args.warmup_steps, device
+    )
+    engine_from_photos = images_per_second(
+        lambda: label_images(teacher, processor, photos, autocast_dtype), batch_size, args.steps, args.warmup_steps, device
+    )
+    input_size = "x".join(str(side) for side in pixel_values.shape[-2:])
+    print(f"\nPseudo-labelling, {args.variant} teacher, {height}x{width} photos -> {input_size} input, batch {batch_size}, {args.mixed_precision}")
+    print("| path | images/s | / bare forward |")
+    print("|---|---|---|")
+    print(f"| bare teacher forward (pixel values ready) | {bare:.2f} | 1.00 |")
+    print(f"| predict_pseudo_disparity (pixel values ready) | {engine_forward:.2f} | {engine_forward / bare:.2f} |")
+    print(f"| label_images (PIL photos: preprocess + forward + float16) | {engine_from_photos:.2f} | {engine_from_photos / bare:.2f} |")
+
+
+def main():
+    args = parse_args()
+    device = torch.device(args.device)
+    autocast_dtype = AUTOCAST_DTYPES[args.mixed_precision]
+    autocast = torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
+    print(f"{name}, torch {torch.__version__}, median of {args.steps} steps after {args.warmup_steps} warm-up steps")
+    benchmark_student(args, device, autocast)
+    benchmark_pseudo_labeling(args, device)
+
+
+if __name__ == "__main__":
+    main()
