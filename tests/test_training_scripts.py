@@ -97,9 +97,10 @@ def pseudo_labels(workspace, teacher):
     return output_dir
 
 
-def student_arguments(workspace: Path, pseudo_labels: Path, output_dir: Path, max_train_steps: int = 4) -> list[str]:
+def student_arguments(workspace: Path, unlabeled_arguments: list[str], output_dir: Path, max_train_steps: int = 4) -> list[str]:
+    """`unlabeled_arguments`: `["--pseudo_labels", DIR]` (precomputed) or `["--teacher", DIR, "--unlabeled_dataset", DIR]`."""
     return [
-        str(SCRIPTS / "train_student.py"), *model_arguments(workspace), "--pseudo_labels", str(pseudo_labels),
+        str(SCRIPTS / "train_student.py"), *model_arguments(workspace), *unlabeled_arguments,
         "--output_dir", str(output_dir), "--train_batch_size", "3", "--max_train_steps", str(max_train_steps),
         "--checkpointing_steps", "2", "--seed", "3",
     ]  # fmt: skip
@@ -108,7 +109,7 @@ def student_arguments(workspace: Path, pseudo_labels: Path, output_dir: Path, ma
 @pytest.fixture(scope="module")
 def student(workspace, pseudo_labels):
     output_dir = workspace / "student"
-    run(student_arguments(workspace, pseudo_labels, output_dir))
+    run(student_arguments(workspace, ["--pseudo_labels", str(pseudo_labels)], output_dir))
     return output_dir
 
 
@@ -148,7 +149,7 @@ def test_each_loss_the_learning_rates_throughput_and_depth_maps_are_logged(teach
 
 
 def test_a_killed_student_resumes_like_an_uninterrupted_run(workspace, pseudo_labels, student, tmp_path):
-    arguments = student_arguments(workspace, pseudo_labels, tmp_path)
+    arguments = student_arguments(workspace, ["--pseudo_labels", str(pseudo_labels)], tmp_path)
     process = subprocess.Popen(
         [sys.executable, *arguments], env=ENVIRONMENT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
@@ -171,8 +172,9 @@ def test_a_killed_student_resumes_like_an_uninterrupted_run(workspace, pseudo_la
         torch.testing.assert_close(resumed[name], uninterrupted[name], rtol=1e-5, atol=1e-6, msg=name)
 
 
-def test_two_cpu_processes_keep_identical_parameters(workspace, pseudo_labels, tmp_path):
-    # The script's own main, run by torchrun (gloo on CPU); each process then saves its copy of the model.
+def test_two_cpu_processes_keep_identical_parameters(workspace, teacher, tmp_path):
+    # The script's own main, run by torchrun (gloo on CPU), with the teacher labelling online; each process then
+    # saves its copy of the model.
     wrapper = tmp_path / "train_and_save_each_rank.py"
     wrapper.write_text(
         "import os, sys, torch\n"
@@ -182,7 +184,8 @@ def test_two_cpu_processes_keep_identical_parameters(workspace, pseudo_labels, t
         f"torch.save(model.state_dict(), os.path.join({str(tmp_path)!r}, f\"rank{{os.environ['RANK']}}.pt\"))\n"
     )
     output_dir = tmp_path / "student"
-    arguments = student_arguments(workspace, pseudo_labels, output_dir, max_train_steps=2)[1:]
+    online = ["--teacher", str(teacher), "--unlabeled_dataset", str(workspace / "photos")]
+    arguments = student_arguments(workspace, online, output_dir, max_train_steps=2)[1:]
     run([str(wrapper), *arguments], launcher=("-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"))
 
     rank0, rank1 = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")

@@ -12,10 +12,10 @@ import kornia
 import torch
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
-from ..data import sample_to_tensors
+from ..data import decode_rgb, sample_to_tensors
 from ..data.transforms import PairedResizeCropFlip
 from ..losses import depth_to_normalized_disparity
-from .pseudo_labeling import label_images, teacher_input_images
+from .pseudo_labeling import label_teacher_inputs, teacher_input_images
 
 
 @dataclass
@@ -108,11 +108,11 @@ def pseudo_labeled_batch(
 def online_pseudo_labeled_samples(
     examples: Sequence[dict], teacher: torch.nn.Module, image_processor, autocast_dtype: torch.dtype | None = None
 ) -> list[dict]:
-    """Unlabeled examples ({"image": PIL RGB, ...}) labelled now by `teacher` (`--teacher`): student samples of
-    the same form, computed the same way, as the data engine's precomputed ones."""
-    rgb_images = [example["image"] for example in examples]
+    """Unlabeled examples ({"image_bytes": the encoded file, "id"}) labelled now by `teacher` (`--teacher`):
+    student samples of the same form, computed the same way, as the data engine's precomputed ones."""
+    rgb_images = [decode_rgb(example["image_bytes"]) for example in examples]
     images = teacher_input_images(rgb_images, image_processor)
-    disparities = label_images(teacher, image_processor, rgb_images, autocast_dtype)
+    disparities = label_teacher_inputs(teacher, image_processor, images, autocast_dtype)
     return [
         {"image": image, "disparity": disparity.float(), "id": example["id"]}
         for image, disparity, example in zip(images, disparities, examples)

@@ -72,9 +72,7 @@ class ResumableStream:
 def _prepared_stream(
     dataset, accelerator: Accelerator, seed: int, shuffle_buffer_size: int, name: str
 ) -> ResumableStream:
-    """Shuffle `dataset` (a Dataset is first turned into an IterableDataset), keep this process's part of it."""
-    if isinstance(dataset, datasets.Dataset):
-        dataset = dataset.to_iterable_dataset(num_shards=min(len(dataset), 1024) or 1)
+    """Shuffle `dataset` by shard order and keep this process's part of it."""
     dataset = dataset.shuffle(seed=seed, buffer_size=shuffle_buffer_size)
     dataset = shard_for_process(dataset, accelerator.process_index, accelerator.num_processes)
     return ResumableStream(dataset, name)
@@ -100,10 +98,11 @@ def labeled_stream(
 def unlabeled_image_stream(
     sources: Sequence[str], accelerator: Accelerator, seed: int, shuffle_buffer_size: int = 1
 ) -> ResumableStream:
-    """The `--unlabeled_dataset` images ({"image": PIL, "image_bytes", "id", "dataset"}), each once per pass."""
-    per_source = [
-        load_unlabeled_images(source).map(lambda example, source=source: {"dataset": source}) for source in sources
-    ]
+    """The `--unlabeled_dataset` images ({"image_bytes", "id"}), each once per pass.
+
+    Only the encoded bytes travel: they have an Arrow type, so that several sources concatenate (and their
+    shards shuffle together), and the online teacher decodes them as the data engine does."""
+    per_source = [load_unlabeled_images(source).select_columns(["image_bytes", "id"]) for source in sources]
     images = per_source[0] if len(per_source) == 1 else datasets.concatenate_datasets(per_source)
     return _prepared_stream(images, accelerator, seed, shuffle_buffer_size, "unlabeled")
 
@@ -112,6 +111,4 @@ def pseudo_labeled_stream(
     paths: Sequence[str], accelerator: Accelerator, seed: int, shuffle_buffer_size: int = 1
 ) -> ResumableStream:
     """The student samples of `--pseudo_labels` folders (`load_pseudo_labels`), each once per pass."""
-    per_path = [load_pseudo_labels(path) for path in paths]
-    samples = per_path[0] if len(per_path) == 1 else datasets.concatenate_datasets(per_path)
-    return _prepared_stream(samples, accelerator, seed, shuffle_buffer_size, "pseudo-labeled")
+    return _prepared_stream(load_pseudo_labels(list(paths)), accelerator, seed, shuffle_buffer_size, "pseudo-labeled")
