@@ -133,7 +133,7 @@ def test_dataset_specs_parse_format_path_and_weight():
         unlabeled_ratio("0")
 
 
-def test_the_scripts_share_their_flags():
+def test_the_scripts_share_their_flags(capsys):
     import importlib.util
 
     scripts = Path(__file__).resolve().parents[1] / "training_scripts"
@@ -152,5 +152,14 @@ def test_the_scripts_share_their_flags():
     assert (student.num_labeled, student.num_unlabeled) == (2, 4)
     with pytest.raises(SystemExit):
         parsers["train_teacher"](common[:2] + ["--resolution", "50"])
-    with pytest.raises(SystemExit):
-        parsers["train_student"](common + ["--pseudo_labels", "p", "--teacher", "t"])
+    for bad_student_flags, message in (
+        (["--pseudo_labels", "p", "--teacher", "t"], "either --pseudo_labels"),
+        (["--teacher", "t"], "give at least one --unlabeled_dataset"),
+        (["--pseudo_labels", "p", "--train_batch_size", "4"], "ratio 1:2"),
+        (["--pseudo_labels", "p", "--alpha", "1.5"], "--alpha"),
+        (["--pseudo_labels", "p", "--ignore_largest_fraction", "1"], "--ignore_largest_fraction"),
+        (["--pseudo_labels", "p", "--encoder_init", "none"], "feature alignment needs a DINOv2"),
+    ):
+        with pytest.raises(SystemExit):
+            parsers["train_student"](common[:-2] + bad_student_flags)
+        assert message in capsys.readouterr().err

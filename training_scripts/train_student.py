@@ -81,6 +81,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--teacher labels --unlabeled_dataset images online: give at least one --unlabeled_dataset")
     if args.unlabeled_ratio != float("inf") and not args.dataset:
         parser.error("a student with labeled data needs --dataset (or --unlabeled_ratio inf for none)")
+    if not 0.0 <= args.cutmix_probability <= 1.0:
+        parser.error(f"--cutmix_probability must be in [0, 1], got {args.cutmix_probability}")
+    if not -1.0 <= args.alpha <= 1.0:
+        parser.error(f"--alpha is a cosine and must be in [-1, 1], got {args.alpha}")
+    if not 0.0 <= args.ignore_largest_fraction < 1.0:
+        parser.error(f"--ignore_largest_fraction must be in [0, 1), got {args.ignore_largest_fraction}")
     args.feature_alignment_encoder = args.feature_alignment_encoder or args.encoder_init
     if not args.no_feature_alignment and args.feature_alignment_encoder == NO_ENCODER_INIT:
         parser.error("feature alignment needs a DINOv2: give --feature_alignment_encoder or --no_feature_alignment")
