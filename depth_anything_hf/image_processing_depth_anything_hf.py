@@ -353,6 +353,19 @@ class DepthAnythingHFImageProcessor(BaseImageProcessor):
         std = torch.tensor(std, dtype=image.dtype, device=image.device)[:, None, None]
         return (image - mean) / std
 
+    def to_dict(self) -> dict:
+        serialized = super().to_dict()
+        auto_map = serialized.get("auto_map", {})
+        if isinstance(auto_map.get("AutoImageProcessor"), str):
+            # Key the remote-code class by backend, as transformers 5 does. A plain string also makes
+            # `pipeline()` derive a non-existent "...VideoProcessor" from it and ask the user whether to run it.
+            class_reference = auto_map["AutoImageProcessor"]
+            serialized["auto_map"] = {
+                **auto_map,
+                "AutoImageProcessor": {"pil": class_reference, "torchvision": class_reference},
+            }
+        return serialized
+
     def post_process_depth_estimation(
         self,
         outputs,

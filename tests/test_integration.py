@@ -54,12 +54,15 @@ def test_auto_classes_resolve_our_model(checkpoint_dir):
     assert (checkpoint_dir / "model.safetensors").exists()
 
 
-def test_pipeline_runs_without_errors_or_unsupported_warnings(checkpoint_dir, tiny_model, photo, caplog):
+def test_pipeline_runs_without_errors_or_unsupported_warnings(checkpoint_dir, tiny_model, photo, caplog, monkeypatch):
+    prompts = []  # transformers asks on stdin before it runs remote code; with the package installed it must not
+    monkeypatch.setattr("builtins.input", lambda *question: prompts.append(question) or "n")
     with caplog.at_level(logging.WARNING):
         depth_estimator = pipeline("depth-estimation", model=str(checkpoint_dir))
         result = depth_estimator(photo)
     messages = " ".join(record.getMessage() for record in caplog.records).lower()
     assert "not supported" not in messages and "error" not in messages
+    assert prompts == []
 
     predicted = result["predicted_depth"]
     assert tuple(predicted.shape[-2:]) == (45, 60)
