@@ -11,7 +11,7 @@ setup(
     package_data={"depth_anything_hf": ["model_card_template.md", "evaluation/depth_metrics/*"]},
     python_requires=">=3.10",
     install_requires=[
-        "torch>=2.4",
+        "torch>=2.6",
         "transformers>=5,<6",
         "accelerate>=1.0",
         "datasets>=4.0",
