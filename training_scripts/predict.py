@@ -1,0 +1,44 @@
+#!/usr/bin/env python
+"""Predict the depth of one image with a trained model and write it as a colour-mapped PNG.
+
+    python training_scripts/predict.py --model runs/student --image photo.jpg --output photo_depth.png
+
+The model is loaded by transformers' `pipeline("depth-estimation")`; the map is its relative depth
+(disparity, min-max scaled), red = near, blue = far, at the size of the input image.
+"""
+
+import argparse
+from pathlib import Path
+
+from PIL import ImageOps
+from transformers import pipeline
+
+import depth_anything_hf  # noqa: F401  (registers the model with transformers' Auto classes)
+
+# Spectral_r end and middle colours (ColorBrewer): far, middle, near.
+FAR_COLOUR, MIDDLE_COLOUR, NEAR_COLOUR = "#5e4fa2", "#ffffbf", "#9e0142"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="model directory (save_pretrained output) or Hub id")
+    parser.add_argument("--image", required=True, help="image file or URL")
+    parser.add_argument("--output", required=True, help="where to write the PNG")
+    parser.add_argument("--device", default=None, help="torch device, e.g. cuda:0 (default: the CPU)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    # The package registers the model, so the code saved next to the weights is not needed.
+    estimator = pipeline("depth-estimation", model=args.model, device=args.device, trust_remote_code=False)
+    depth = estimator(args.image)["depth"]
+    coloured = ImageOps.colorize(depth, black=FAR_COLOUR, white=NEAR_COLOUR, mid=MIDDLE_COLOUR)
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    coloured.save(output, format="PNG")
+    print(f"Wrote the depth map of {args.image} ({depth.width}x{depth.height}) to {output}")
+
+
+if __name__ == "__main__":
+    main()
