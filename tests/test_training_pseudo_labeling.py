@@ -25,6 +25,7 @@ from depth_anything_hf.engine.pseudo_labeling import (
     load_pseudo_labels,
     predict_pseudo_disparity,
     pseudo_labeled_samples,
+    push_pseudo_labels_to_hub,
     teacher_pixel_values,
     teacher_sha256,
 )
@@ -170,7 +171,7 @@ def test_two_processes_cover_every_image_exactly_once(sources, teacher_dir, labe
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(SCRIPT)]
     result = subprocess.run(
         command + script_arguments(sources, teacher_dir, output_dir),
-        cwd=REPO, env={**SUBPROCESS_ENV, "ACCELERATE_USE_CPU": "1"}, capture_output=True, text=True, timeout=120,
+        cwd=REPO, env=SUBPROCESS_ENV, capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     rows = load_rows(output_dir)
@@ -297,3 +298,30 @@ def test_resuming_refuses_other_arguments_or_another_number_of_processes(tmp_pat
         ProgressRecord.resume_or_start(tmp_path, 0, 2, {"batch_size": 8, "teacher": "t"})
     with pytest.raises(ValueError, match="holds a run with 2 processes"):
         ProgressRecord.resume_or_start(tmp_path, 0, 3, {"batch_size": 4, "teacher": "t"})
+
+
+class RecordingHubApi:
+    """An HfApi double: records the calls and lists the files `upload_folder` would upload."""
+
+    def __init__(self):
+        self.calls = []
+
+    def create_repo(self, **kwargs):
+        self.calls.append(("create_repo", kwargs))
+
+    def upload_folder(self, folder_path, allow_patterns, **kwargs):
+        from huggingface_hub.utils import filter_repo_objects
+
+        files = [path.relative_to(folder_path).as_posix() for path in Path(folder_path).rglob("*") if path.is_file()]
+        self.uploaded = sorted(filter_repo_objects(files, allow_patterns=allow_patterns))
+        self.calls.append(("upload_folder", kwargs))
+
+
+def test_push_to_hub_uploads_the_card_and_shards_only(labeled_dir, tmp_path):
+    output_dir = shutil.copytree(labeled_dir, tmp_path / "pseudo_labels")
+    (output_dir / "data" / ".train-00000-of-00001-000009.parquet.tmp").write_bytes(b"half-written")
+    api = RecordingHubApi()
+    push_pseudo_labels_to_hub(output_dir, "user/pseudo-labels", api=api)
+    assert [name for name, _ in api.calls] == ["create_repo", "upload_folder"]
+    assert all(kwargs["repo_type"] == "dataset" and kwargs["repo_id"] == "user/pseudo-labels" for _, kwargs in api.calls)
+    assert api.uploaded == ["README.md"] + [f"data/train-00000-of-00001-{index:06d}.parquet" for index in range(7)]

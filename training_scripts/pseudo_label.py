@@ -8,6 +8,7 @@ float16 disparity at the teacher's input resolution, the original size, the imag
     python training_scripts/pseudo_label.py --teacher runs/teacher --unlabeled_dataset photos/ \
         --output_dir runs/pseudo_labels
     accelerate launch --num_processes 8 training_scripts/pseudo_label.py ...   # each process labels its part
+    torchrun --standalone --nproc_per_node 2 training_scripts/pseudo_label.py ...   # without a GPU: CPUs, gloo
 
 Killed at any moment, the same command continues where it stopped: each process writes shards of
 `--shard_size` images atomically under fixed names and records its position after each shard.
@@ -15,7 +16,6 @@ Killed at any moment, the same command continues where it stopped: each process 
 
 import argparse
 import itertools
-import logging
 from pathlib import Path
 
 import torch
@@ -34,10 +34,12 @@ from depth_anything_hf.engine.pseudo_labeling import (
     UnlabeledImageStream,
     label_images,
     pseudo_label_table,
+    push_pseudo_labels_to_hub,
     shard_name,
     teacher_sha256,
     write_dataset_card,
 )
+from depth_anything_hf.engine.training import configure_logging
 from depth_anything_hf.image_processing_depth_anything_hf import DepthAnythingHFImageProcessor
 
 logger = get_logger(__name__)
@@ -64,13 +66,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--split", default="train", help="split of datasets-library sources")
     parser.add_argument("--image_column", default="image", help="image column of datasets-library sources")
     parser.add_argument("--seed", type=int, default=0, help="labelling is deterministic; seeds third-party code")
+    parser.add_argument("--push_to_hub", action="store_true", help="upload the finished dataset to the Hub")
+    parser.add_argument("--hub_model_id", help="Hub dataset repository for --push_to_hub (default: the output folder name)")
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    accelerator = Accelerator(mixed_precision=args.mixed_precision)
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    # Without an accelerator, CPU mode: under torchrun / `accelerate launch` several processes then use gloo.
+    accelerator = Accelerator(cpu=not torch.accelerator.is_available(), mixed_precision=args.mixed_precision)
+    configure_logging(accelerator)
     set_seed(args.seed)
     rank, world_size = accelerator.process_index, accelerator.num_processes
     output_dir = Path(args.output_dir)
@@ -133,6 +138,9 @@ def main(argv=None) -> None:
         )
         write_dataset_card(output_dir, run, num_images)
         logger.info(f"Wrote {num_images} pseudo-labeled images to {output_dir}")
+        if args.push_to_hub:
+            commit = push_pseudo_labels_to_hub(output_dir, args.hub_model_id or output_dir.name)
+            logger.info(f"Pushed {output_dir} to {commit.commit_url}")
     accelerator.end_training()
 
 

@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 import torch
 from datasets import Features, List, Value
 from datasets import Image as ImageFeature
-from huggingface_hub import DatasetCardData
+from huggingface_hub import DatasetCardData, HfApi
 
 from ..data import decode_rgb, load_unlabeled_images, shard_for_process
 from ..image_processing_depth_anything_hf import DepthAnythingHFImageProcessor
@@ -356,6 +356,23 @@ samples = load_pseudo_labels("path/to/this/folder")
     file = open(_hidden_temporary_path(path), "wb")
     file.write(content.encode())
     _commit(file, path)
+
+
+# What a finished pseudo-labeled dataset publishes: the card and the shards, not progress records or temp files.
+PUBLISHED_FILES = ("README.md", f"{DATA_DIRECTORY}/{SPLIT}-*.parquet")
+
+
+def push_pseudo_labels_to_hub(output_dir: str | os.PathLike, repo_id: str, api: HfApi | None = None):
+    """Upload a finished pseudo-labeled dataset (card and shards) to the Hub dataset repository `repo_id`."""
+    api = api if api is not None else HfApi()
+    api.create_repo(repo_id=repo_id, repo_type="dataset", exist_ok=True)
+    return api.upload_folder(
+        repo_id=repo_id,
+        repo_type="dataset",
+        folder_path=os.fspath(output_dir),
+        allow_patterns=list(PUBLISHED_FILES),
+        commit_message="Upload pseudo-labels of the Depth Anything data engine",
+    )
 
 
 STUDENT_SAMPLE_COLUMNS = ("image", "disparity", "original_size", "dataset", "id")
