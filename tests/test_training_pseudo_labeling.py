@@ -263,6 +263,8 @@ def test_reader_accepts_the_parquet_files_loaded_with_datasets(labeled_dir):
         pseudo_labeled_samples(loaded.remove_columns(["disparity"]))
     with pytest.raises(TypeError, match="datasets.Dataset or IterableDataset"):
         pseudo_labeled_samples(datasets.DatasetDict({"train": datasets.Dataset.from_dict({"id": ["a"]})}))
+    with pytest.raises(ValueError, match="holds no pseudo-label shards"):
+        load_pseudo_labels(labeled_dir / "data")
 
 
 def test_predict_pseudo_disparity_is_float16_under_no_grad_and_refuses_a_training_teacher(tiny_model):
@@ -276,6 +278,8 @@ def test_predict_pseudo_disparity_is_float16_under_no_grad_and_refuses_a_trainin
     bf16 = predict_pseudo_disparity(tiny_model, pixel_values, autocast_dtype=torch.bfloat16)
     assert not torch.equal(bf16, disparity)
     torch.testing.assert_close(bf16.float(), expected, rtol=0.05, atol=0.05 * expected.abs().max().item())
+    with pytest.raises(ValueError, match=r"\[B, 3, h, w\]"):
+        predict_pseudo_disparity(tiny_model, pixel_values[0])
     with pytest.raises(ValueError, match="training mode"):
         predict_pseudo_disparity(tiny_model.train(), pixel_values)
 

@@ -54,6 +54,7 @@ PSEUDO_LABEL_FEATURES = Features(
 )
 SPLIT = "train"
 DATA_DIRECTORY = "data"
+SHARD_PATTERN = f"{DATA_DIRECTORY}/{SPLIT}-*.parquet"
 # Hidden, so that `datasets` never reads progress records or half-written shards as data.
 PROGRESS_DIRECTORY = ".progress"
 AUTOCAST_DTYPES = {"no": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -322,7 +323,7 @@ def write_dataset_card(output_dir: str | os.PathLike, run: dict, num_images: int
         splits=datasets.SplitDict.from_split_dict([{"name": SPLIT, "num_examples": num_images}]),
     )
     card_data = DatasetCardData(
-        configs=[{"config_name": "default", "data_files": [{"split": SPLIT, "path": f"{DATA_DIRECTORY}/{SPLIT}-*.parquet"}]}],
+        configs=[{"config_name": "default", "data_files": [{"split": SPLIT, "path": SHARD_PATTERN}]}],
         tags=["depth-estimation", "pseudo-labels", "depth-anything"],
     )
     datasets.info.DatasetInfosDict({"default": info}).to_dataset_card_data(card_data)
@@ -359,7 +360,7 @@ samples = load_pseudo_labels("path/to/this/folder")
 
 
 # What a finished pseudo-labeled dataset publishes: the card and the shards, not progress records or temp files.
-PUBLISHED_FILES = ("README.md", f"{DATA_DIRECTORY}/{SPLIT}-*.parquet")
+PUBLISHED_FILES = ("README.md", SHARD_PATTERN)
 
 
 def push_pseudo_labels_to_hub(output_dir: str | os.PathLike, repo_id: str, api: HfApi | None = None):
@@ -436,9 +437,9 @@ def _pseudo_label_rows(path_or_name: str | os.PathLike, streaming: bool, split: 
     path = Path(path_or_name)
     if not path.is_dir():
         return datasets.load_dataset(os.fspath(path_or_name), split=split, streaming=streaming), 1
-    data_files = sorted(glob.glob(str(path / DATA_DIRECTORY / "*.parquet")))
+    data_files = sorted(glob.glob(str(path / SHARD_PATTERN)))
     if not data_files:
-        raise ValueError(f"{str(path)!r} holds no pseudo-label shards ({DATA_DIRECTORY}/*.parquet)")
+        raise ValueError(f"{str(path)!r} holds no pseudo-label shards ({SHARD_PATTERN})")
     return datasets.load_dataset("parquet", data_files=data_files, split=SPLIT, streaming=streaming), len(data_files)
 
 
