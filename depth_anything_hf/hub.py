@@ -474,9 +474,11 @@ def model_card_for_checkpoint(
 
 
 def _remote_code_modules(auto_map: dict) -> set[str]:
-    """Module names referenced by an `auto_map` ("module.Class", or a [slow, fast] pair)."""
+    """Module names referenced by an `auto_map` ("module.Class", a [slow, fast] pair, or a {backend: ...} map)."""
     modules = set()
     for reference in auto_map.values():
+        if isinstance(reference, dict):
+            reference = list(reference.values())
         for class_reference in reference if isinstance(reference, (list, tuple)) else [reference]:
             if class_reference:
                 modules.add(class_reference.split("--")[-1].rsplit(".", 1)[0])
