@@ -111,7 +111,7 @@ def online_pseudo_labeled_samples(
     """Unlabeled examples ({"image_bytes": the encoded file, "id"}) labelled now by `teacher` (`--teacher`):
     student samples of the same form, computed the same way, as the data engine's precomputed ones."""
     rgb_images = [decode_rgb(example["image_bytes"]) for example in examples]
-    images = teacher_input_images(rgb_images, image_processor)
+    images = teacher_input_images(rgb_images, image_processor, next(teacher.parameters()).device)
     disparities = label_teacher_inputs(teacher, image_processor, images, autocast_dtype)
     return [
         {"image": image, "disparity": disparity.float(), "id": example["id"]}
