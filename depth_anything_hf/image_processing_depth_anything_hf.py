@@ -256,6 +256,8 @@ class DepthAnythingHFImageProcessor(BaseImageProcessor):
         image_std (`list[float]`, defaults to the ImageNet std): per-channel standard deviation.
         depth_estimation_type (`str`, defaults to `"relative"`): what the model predicts, `"relative"`
             (affine-invariant disparity) or `"metric"` (depth in metres); names the post-processed output.
+        align_corners (`bool`, defaults to `True`): how post-processing resizes back to the input size
+            (bilinear); the official V2 code uses `True`, the official V1 code `False`.
     """
 
     model_input_names = ["pixel_values"]
@@ -272,6 +274,7 @@ class DepthAnythingHFImageProcessor(BaseImageProcessor):
         image_mean: Sequence[float] = IMAGENET_DEFAULT_MEAN,
         image_std: Sequence[float] = IMAGENET_DEFAULT_STD,
         depth_estimation_type: str = "relative",
+        align_corners: bool = True,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -286,6 +289,7 @@ class DepthAnythingHFImageProcessor(BaseImageProcessor):
         self.image_mean = list(image_mean)
         self.image_std = list(image_std)
         self.depth_estimation_type = _check_depth_estimation_type(depth_estimation_type)
+        self.align_corners = align_corners
 
     def preprocess(
         self,
@@ -373,7 +377,8 @@ class DepthAnythingHFImageProcessor(BaseImageProcessor):
         depth_estimation_type: str | None = None,
     ) -> list[dict]:
         """
-        Per image, the prediction resized to its original size, as the official V2 code does it.
+        Per image, the prediction resized to its original size, as the official code does it (bilinear,
+        `align_corners` as the processor says: `True` for V2, `False` for V1).
 
         Args:
             outputs: the model output (a `DepthEstimatorOutput` or a mapping) with `predicted_depth` [B, H, W].
@@ -385,7 +390,6 @@ class DepthAnythingHFImageProcessor(BaseImageProcessor):
         Returns:
             A list with, per image, `{"predicted_depth": float32 [height, width], "depth_type": "disparity"}`
             for relative models (affine-invariant disparity, larger = nearer) or `"metric_depth"` (metres).
-            Resizing is bilinear with `align_corners=True`.
         """
         if not isinstance(outputs, Mapping) or "predicted_depth" not in outputs:
             raise TypeError(
@@ -411,7 +415,9 @@ class DepthAnythingHFImageProcessor(BaseImageProcessor):
             depth = depth.float()
             if target_size is not None:
                 target_size = (int(target_size[0]), int(target_size[1]))
-                depth = F.interpolate(depth[None, None], size=target_size, mode="bilinear", align_corners=True)[0, 0]
+                depth = F.interpolate(
+                    depth[None, None], size=target_size, mode="bilinear", align_corners=self.align_corners
+                )[0, 0]
             results.append({"predicted_depth": depth, "depth_type": depth_type})
         return results
 

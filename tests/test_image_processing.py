@@ -390,3 +390,13 @@ def test_depth_estimation_pipeline_runs_with_this_processor(caplog):
     resized = torch.nn.functional.interpolate(expected[None], (40, 60), mode="bilinear", align_corners=True)[0, 0]
     assert resized.max() > 0
     torch.testing.assert_close(result["predicted_depth"], resized, rtol=0, atol=1e-5 * resized.max().item())
+
+
+def test_post_processing_follows_the_official_corner_alignment_of_each_version():
+    """V2 upsamples with align_corners=True, V1 with False. A 1x2 ramp to width 4, by hand:
+    True samples at x = i / 3, False at x = (i + 0.5) / 2 - 0.5 clamped to [0, 1]."""
+    outputs = {"predicted_depth": torch.tensor([[[0.0, 1.0]]])}
+    v2 = DepthAnythingHFImageProcessor().post_process_depth_estimation(outputs, target_sizes=[(1, 4)])[0]
+    v1 = DepthAnythingHFImageProcessor(align_corners=False).post_process_depth_estimation(outputs, [(1, 4)])[0]
+    torch.testing.assert_close(v2["predicted_depth"], torch.tensor([[0.0, 1 / 3, 2 / 3, 1.0]]))
+    torch.testing.assert_close(v1["predicted_depth"], torch.tensor([[0.0, 0.25, 0.75, 1.0]]))
