@@ -73,7 +73,10 @@ def _prepared_stream(
     dataset, accelerator: Accelerator, seed: int, shuffle_buffer_size: int, name: str
 ) -> ResumableStream:
     """Shuffle `dataset` by shard order and keep this process's part of it."""
-    dataset = dataset.shuffle(seed=seed, buffer_size=shuffle_buffer_size)
+    # One shard and no buffer leave nothing to shuffle; skipping it also skips the 5 s that `datasets` waits
+    # at the end of every pass over shuffled parquet shards (an Arrow threading workaround).
+    if dataset.n_shards > 1 or shuffle_buffer_size > 1:
+        dataset = dataset.shuffle(seed=seed, buffer_size=shuffle_buffer_size)
     dataset = shard_for_process(dataset, accelerator.process_index, accelerator.num_processes)
     return ResumableStream(dataset, name)
 
