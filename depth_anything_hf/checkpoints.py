@@ -15,7 +15,7 @@ import re
 import torch
 from transformers import DepthAnythingConfig, Dinov2Config
 
-from .configuration_depth_anything_hf import DepthAnythingHFConfig
+from .configuration_depth_anything_hf import TAPPED_LAYERS, DepthAnythingHFConfig
 
 _SIZE_BY_HIDDEN_SIZE = {384: "small", 768: "base", 1024: "large", 1536: "giant"}
 
@@ -184,7 +184,10 @@ def config_from_transformers(config: DepthAnythingConfig | dict) -> DepthAnythin
     # transformers counts the embeddings as stage 0, so block i is stage i + 1.
     out_indices = [index - 1 for index in backbone.get("out_indices", [9, 10, 11, 12])]
     depth_estimation_type = config.get("depth_estimation_type", "relative")
+    # The release is not stored in transformers' config; its tapped layers tell V1 from V2.
+    versions = [version for version, taps in TAPPED_LAYERS.items() if out_indices in taps.values()]
     return DepthAnythingHFConfig(
+        version=versions[0] if len(versions) == 1 else None,
         hidden_size=backbone.get("hidden_size", 384),
         num_hidden_layers=backbone.get("num_hidden_layers", 12),
         num_attention_heads=backbone.get("num_attention_heads", 6),

@@ -60,7 +60,8 @@ def run_convert(args) -> None:
     else:
         model.save_pretrained(args.output_dir)
         processor = DepthAnythingHFImageProcessor(
-            depth_estimation_type=model.config.depth_estimation_type, align_corners=model.config.version != "v1"
+            depth_estimation_type=model.config.depth_estimation_type,
+            align_corners=model.config.upsample_align_corners,
         )
         processor.save_pretrained(args.output_dir)
     logger.warning(f"Wrote a {args.to} checkpoint to {args.output_dir}")

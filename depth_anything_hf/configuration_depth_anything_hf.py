@@ -55,7 +55,8 @@ class DepthAnythingHFConfig(PreTrainedConfig):
         pos_embed_interpolation (`str`, defaults to `"official"`): `"official"` interpolates position embeddings
             with DINOv2's scale factor `(n + 0.1) / 37`, as the released models were run; `"transformers"` uses
             the target size directly, as transformers' DINOv2 does. Both agree at the stored grid (518x518).
-        version (`str`, *optional*): `"v1"` or `"v2"`, informational.
+        version (`str`, *optional*): `"v1"` or `"v2"`; decides how predictions are upsampled back to the input
+            size (`upsample_align_corners`).
         initializer_range (`float`, defaults to 0.02): std of the truncated normal initialiser.
     """
 
@@ -138,6 +139,12 @@ class DepthAnythingHFConfig(PreTrainedConfig):
             # DINOv2's fused SwiGLU keeps the parameter count of the GELU MLP: 2/3 of the width, rounded up to 8.
             hidden = (int(hidden * 2 / 3) + 7) // 8 * 8
         return hidden
+
+    @property
+    def upsample_align_corners(self) -> bool:
+        """Bilinear `align_corners` for resizing predictions to the input size: the official V1 code uses
+        `False`, V2 `True` (also for models of unknown release)."""
+        return self.version != "v1"
 
     @classmethod
     def from_variant(

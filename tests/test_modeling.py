@@ -44,6 +44,17 @@ def test_variants_carry_their_tapped_layers():
         tiny_config(out_indices=[0, 1, 2, 7])
 
 
+@pytest.mark.parametrize("version, align_corners", [("v1", False), ("v2", True)])
+def test_transformers_configs_keep_the_release(version, align_corners):
+    """transformers' config does not store V1/V2; the tapped layers tell them apart, and with them how the
+    prediction is upsampled (the official V1 code uses align_corners=False, V2 True)."""
+    config = DepthAnythingHFConfig.from_variant(version, "small")
+    converted = checkpoints.config_from_transformers(checkpoints.config_to_transformers(config))
+    assert converted.version == version
+    assert converted.out_indices == config.out_indices
+    assert converted.upsample_align_corners is align_corners
+
+
 @pytest.mark.parametrize("taps", [[0, 2, 3, 5], [2, 3, 4, 5]], ids=["v2-style", "v1-style"])
 @pytest.mark.parametrize("head", ["relative", "metric"])
 @pytest.mark.parametrize("swiglu", [False, True], ids=["mlp", "swiglu"])

@@ -150,6 +150,8 @@ def test_the_scripts_share_their_flags(capsys):
         assert getattr(teacher, flag) == getattr(student, flag)
     assert teacher.decoder_learning_rate == pytest.approx(10 * teacher.encoder_learning_rate)
     assert (student.num_labeled, student.num_unlabeled) == (2, 4)
+    # The paper's teacher trains 20 epochs; the student sees each unlabeled image once.
+    assert (teacher.num_train_epochs, student.num_train_epochs) == (20, 1)
     with pytest.raises(SystemExit):
         parsers["train_teacher"](common[:2] + ["--resolution", "50"])
     for bad_student_flags, message in (

@@ -104,7 +104,7 @@ def main(argv=None) -> None:
     progress_bar = tqdm(
         initial=progress.images_written,
         unit="img",
-        desc=f"pseudo-labels (process 0 of {world_size})",
+        desc=f"pseudo-labels (process {rank} of {world_size})",
         disable=not accelerator.is_local_main_process,
     )
     examples = iter(stream)

@@ -72,7 +72,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=0.0,
         help="V2: leave out this share of pixels with the largest loss on pseudo-labeled images (V2: 0.1)",
     )
-    parser.set_defaults(train_batch_size=6)
+    # Each unlabeled image is seen once (METHOD.md section 4): one pass unless --num_train_epochs says otherwise.
+    parser.set_defaults(train_batch_size=6, num_train_epochs=1)
     args = parser.parse_args(argv)
 
     if bool(args.pseudo_labels) == bool(args.teacher):

@@ -28,7 +28,7 @@ def save_final_model(accelerator: Accelerator, model, args: argparse.Namespace) 
     DepthAnythingHFImageProcessor(
         size=args.resolution,
         depth_estimation_type=trained_model.config.depth_estimation_type,
-        align_corners=trained_model.config.version != "v1",
+        align_corners=trained_model.config.upsample_align_corners,
     ).save_pretrained(output_dir)
     training_args = tracker_config(args)
     training_args["datasets"] = dataset_names(args)

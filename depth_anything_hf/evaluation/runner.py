@@ -142,9 +142,8 @@ def evaluate_model(
     protocols = list(protocols or DEFAULT_PROTOCOLS[estimation_type])
     if prediction_type == "disparity" and {"metric", "median"} & set(protocols):
         raise ValueError(f"{model_name_or_path} is a relative (disparity) model: use protocols 'disparity' or 'midas'")
-    # The official V1 code upsamples predictions with align_corners=False, V2 with True.
     processor = DepthAnythingHFImageProcessor(
-        depth_estimation_type=estimation_type, align_corners=model.config.version != "v1"
+        depth_estimation_type=estimation_type, align_corners=model.config.upsample_align_corners
     )
 
     evaluations = []
