@@ -3,8 +3,10 @@
 A `ResumableStream` reads a `datasets.IterableDataset` pass after pass (`set_epoch` reshuffles each pass) and
 checkpoints its position with datasets' own `IterableDataset.state_dict()` / `load_state_dict()`, so a resumed
 run reads exactly the examples an uninterrupted run would have read. Shuffling is shard-order shuffling
-(`shuffle(buffer_size=1)`): the datasets of this project have one shard per file, so that is a full permutation,
-and unlike a shuffle buffer it resumes exactly.
+(`shuffle(buffer_size=1)`), which unlike a shuffle buffer resumes exactly. Labeled folders and unlabeled image
+folders have one shard per file, so for them that is a full permutation. Pseudo-label parquet shards hold
+`pseudo_label.py --shard_size` rows each, read in labelling order within a shard: write smaller shards, or
+pass `--shuffle_buffer_size` (row-level mixing, at the cost of an exact resume: the buffer refills after one).
 """
 
 from collections.abc import Sequence
