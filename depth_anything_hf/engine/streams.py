@@ -6,7 +6,7 @@ run reads exactly the examples an uninterrupted run would have read. Shuffling i
 (`shuffle(buffer_size=1)`), which unlike a shuffle buffer resumes exactly. Labeled folders and unlabeled image
 folders have one shard per file, so for them that is a full permutation. Pseudo-label parquet shards hold
 `pseudo_label.py --shard_size` rows each, read in labelling order within a shard: write smaller shards, or
-pass `--shuffle_buffer_size` (row-level mixing, at the cost of an exact resume: the buffer refills after one).
+pass `--shuffle_buffer_size` (row-level mixing, at the cost of an exact resume: the buffer restarts empty).
 """
 
 from collections.abc import Sequence
