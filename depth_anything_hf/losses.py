@@ -210,16 +210,17 @@ def affine_invariant_loss(
     return _mean_over_usable(*_mean_per_sample(pixel_losses, counted))
 
 
-def gradient_matching_loss(
+def gradient_matching_per_sample(
     prediction: Tensor, target: Tensor, valid_mask: Optional[Tensor] = None, scales: int = 4
-) -> Tensor:
-    """Multi-scale gradient-matching loss of V2 (METHOD.md section 4; MiDaS, Ranftl et al., eq. 11).
+) -> Tuple[Tensor, Tensor]:
+    """Multi-scale gradient-matching loss of V2 per sample -> ``(losses [B], usable [B])`` (METHOD.md section 4;
+    MiDaS, Ranftl et al., eq. 11).
 
     On the residual ``R = d_hat_pred - d_hat_gt`` of the eq. 1-2 normalisation (the aligned maps of
     the scale-and-shift-invariant loss it accompanies): at scale ``k = 0 .. scales-1`` the residual and
     mask are subsampled with stride ``2**k``; the sum of ``|R(x+1) - R(x)|`` and ``|R(y+1) - R(y)|`` over
     neighbour pairs whose pixels are both valid is divided by the number of valid pixels at that
-    scale. Summed over scales per sample, then averaged over usable samples. V2 adds it with weight 2.
+    scale, and summed over scales. Samples that cannot be normalised get 0 and ``usable`` False.
     """
     prediction_maps = _as_maps(prediction, "prediction")
     target_maps = _as_maps(target, "target")
@@ -243,7 +244,44 @@ def gradient_matching_loss(
         gradient_y = torch.where(pairs_y, (scaled_residual[:, 1:, :] - scaled_residual[:, :-1, :]).abs(), 0.0)
         gradient_sum = gradient_x.flatten(1).sum(1) + gradient_y.flatten(1).sum(1)
         losses = losses + gradient_sum / scaled_valid.flatten(1).sum(1).clamp_min(1)
-    return _mean_over_usable(losses, prediction_usable & target_usable)
+    usable = prediction_usable & target_usable
+    return torch.where(usable, losses, 0.0), usable
+
+
+def gradient_matching_loss(
+    prediction: Tensor, target: Tensor, valid_mask: Optional[Tensor] = None, scales: int = 4
+) -> Tensor:
+    """Multi-scale gradient-matching loss of V2 (:func:`gradient_matching_per_sample`), averaged over usable
+    samples. V2 adds it with weight 2 to the affine-invariant loss."""
+    return _mean_over_usable(*gradient_matching_per_sample(prediction, target, valid_mask, scales))
+
+
+def _area_weighted_regions(
+    per_sample_loss: Callable[[Tensor, Tensor, Tensor], Tuple[Tensor, Tensor]],
+    student_prediction: Tensor,
+    teacher_prediction_a: Tensor,
+    teacher_prediction_b: Tensor,
+    mix_mask: Tensor,
+    valid_mask: Optional[Tensor],
+) -> Tensor:
+    """Eq. 6 for any per-sample loss ``(prediction, target, mask) -> (losses [B], usable [B])``: region M
+    against ``T(u_a)``, region 1-M against ``T(u_b)``, each on its own pixels, weighted by area, then averaged
+    over samples with at least one usable region."""
+    student_maps = _as_maps(student_prediction, "student_prediction")
+    teacher_maps_a = _as_maps(teacher_prediction_a, "teacher_prediction_a")
+    teacher_maps_b = _as_maps(teacher_prediction_b, "teacher_prediction_b")
+    mix = _as_maps(mix_mask, "mix_mask")
+    _check_same_shape(teacher_maps_a, student_maps, "teacher_prediction_a", "student_prediction")
+    _check_same_shape(teacher_maps_b, student_maps, "teacher_prediction_b", "student_prediction")
+    _check_same_shape(mix, student_maps, "mix_mask", "student_prediction")
+    mix = mix > 0.5
+    valid = _as_mask(valid_mask, student_maps, "valid_mask")
+
+    loss_a, usable_a = per_sample_loss(student_maps, teacher_maps_a, valid & mix)
+    loss_b, usable_b = per_sample_loss(student_maps, teacher_maps_b, valid & ~mix)
+    area_a = mix.flatten(1).float().mean(1)
+    losses = area_a * loss_a + (1 - area_a) * loss_b
+    return _mean_over_usable(losses, usable_a | usable_b)
 
 
 def cutmix_unlabeled_loss(
@@ -271,21 +309,34 @@ def cutmix_unlabeled_loss(
         pixel_loss: ``(prediction, target, valid_mask) -> (pixel_losses, counted)``, e.g.
             :func:`affine_invariant_pixel_losses` or a ``functools.partial`` of it.
     """
-    student_maps = _as_maps(student_prediction, "student_prediction")
-    teacher_maps_a = _as_maps(teacher_prediction_a, "teacher_prediction_a")
-    teacher_maps_b = _as_maps(teacher_prediction_b, "teacher_prediction_b")
-    mix = _as_maps(mix_mask, "mix_mask")
-    _check_same_shape(teacher_maps_a, student_maps, "teacher_prediction_a", "student_prediction")
-    _check_same_shape(teacher_maps_b, student_maps, "teacher_prediction_b", "student_prediction")
-    _check_same_shape(mix, student_maps, "mix_mask", "student_prediction")
-    mix = mix > 0.5
-    valid = _as_mask(valid_mask, student_maps, "valid_mask")
+    return _area_weighted_regions(
+        lambda prediction, target, mask: _mean_per_sample(*pixel_loss(prediction, target, mask)),
+        student_prediction,
+        teacher_prediction_a,
+        teacher_prediction_b,
+        mix_mask,
+        valid_mask,
+    )
 
-    loss_a, usable_a = _mean_per_sample(*pixel_loss(student_maps, teacher_maps_a, valid & mix))
-    loss_b, usable_b = _mean_per_sample(*pixel_loss(student_maps, teacher_maps_b, valid & ~mix))
-    area_a = mix.flatten(1).float().mean(1)
-    losses = area_a * loss_a + (1 - area_a) * loss_b
-    return _mean_over_usable(losses, usable_a | usable_b)
+
+def cutmix_gradient_matching_loss(
+    student_prediction: Tensor,
+    teacher_prediction_a: Tensor,
+    teacher_prediction_b: Tensor,
+    mix_mask: Tensor,
+    valid_mask: Optional[Tensor] = None,
+    scales: int = 4,
+) -> Tensor:
+    """The V2 gradient-matching term on CutMix images, area-weighted per region as L_u is (eq. 6):
+    ``(sum M / HW) * G(S(u_ab), T(u_a)) over M + (sum (1-M) / HW) * G(S(u_ab), T(u_b)) over 1-M``."""
+    return _area_weighted_regions(
+        lambda prediction, target, mask: gradient_matching_per_sample(prediction, target, mask, scales),
+        student_prediction,
+        teacher_prediction_a,
+        teacher_prediction_b,
+        mix_mask,
+        valid_mask,
+    )
 
 
 def feature_alignment_loss(student_features: Tensor, frozen_features: Tensor, alpha: float = 0.85) -> Tensor:

@@ -25,14 +25,13 @@ from depth_anything_hf.engine.batches import (
 )
 from depth_anything_hf.engine.objectives import (
     StudentLossSettings,
-    cutmix_gradient_matching_loss,
     depth_loss,
     perturb_and_mix,
     student_losses,
 )
 from depth_anything_hf.engine.pseudo_labeling import label_images, load_pseudo_labels, pseudo_label_table, teacher_sha256
 from depth_anything_hf.engine.training import parameter_groups
-from depth_anything_hf.losses import affine_invariant_loss, gradient_matching_loss
+from depth_anything_hf.losses import affine_invariant_loss, cutmix_gradient_matching_loss, gradient_matching_loss
 
 RESOLUTION = 28
 SYNTHETIC_RGBD = Path(__file__).resolve().parents[2] / "shared" / "data" / "synthetic-rgbd"

@@ -15,6 +15,7 @@ from ..data.transforms import StrongPerturbation, apply_cutmix, sample_cutmix_ma
 from ..losses import (
     affine_invariant_loss,
     affine_invariant_pixel_losses,
+    cutmix_gradient_matching_loss,
     cutmix_unlabeled_loss,
     feature_alignment_loss,
     gradient_matching_loss,
@@ -35,26 +36,6 @@ def depth_loss(
             predicted_disparity, target_disparity, supervised_mask
         )
     return loss
-
-
-def cutmix_gradient_matching_loss(
-    student_prediction: torch.Tensor,
-    teacher_prediction_a: torch.Tensor,
-    teacher_prediction_b: torch.Tensor,
-    mix_mask: torch.Tensor,
-) -> torch.Tensor:
-    """The gradient-matching term on CutMix images, weighted by region area as L_u is (eq. 6): per sample
-    `a * G(S(u_ab), T(u_a)) over M + (1 - a) * G(S(u_ab), T(u_b)) over 1-M` with `a = sum M / HW`, averaged
-    over samples. `gradient_matching_loss` averages over a batch, so it is called per sample."""
-    region_a = mix_mask > 0.5
-    per_sample = []
-    for index in range(student_prediction.shape[0]):
-        sample = slice(index, index + 1)
-        area_a = region_a[sample].float().mean()
-        loss_a = gradient_matching_loss(student_prediction[sample], teacher_prediction_a[sample], region_a[sample])
-        loss_b = gradient_matching_loss(student_prediction[sample], teacher_prediction_b[sample], ~region_a[sample])
-        per_sample.append(area_a * loss_a + (1 - area_a) * loss_b)
-    return torch.stack(per_sample).mean()
 
 
 def perturb_and_mix(
@@ -123,7 +104,7 @@ def student_losses(
     )
     if settings.gradient_matching_weight:
         losses["unlabeled"] = losses["unlabeled"] + settings.gradient_matching_weight * cutmix_gradient_matching_loss(
-            student_prediction, target_a, target_b, mix_mask
+            student_prediction, target_a, target_b, mix_mask, valid_mask=pseudo_labeled.supervised_mask
         )
     if frozen_features is not None:
         losses["feature_alignment"] = feature_alignment_loss(
