@@ -17,6 +17,7 @@ from torch import nn
 from safetensors.torch import load_file, save_file
 from transformers import PreTrainedConfig, PreTrainedModel
 from transformers import initialization as init
+from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import DepthEstimatorOutput
 from transformers.utils import cached_file
@@ -508,8 +509,8 @@ class DepthAnythingHFForDepthEstimation(DepthAnythingHFPreTrainedModel):
             ensure_multiple_of=self.config.patch_size,
             resample=3,  # bicubic
             do_pad=False,
-            image_mean=[0.485, 0.456, 0.406],
-            image_std=[0.229, 0.224, 0.225],
+            image_mean=list(IMAGENET_DEFAULT_MEAN),
+            image_std=list(IMAGENET_DEFAULT_STD),
         ).save_pretrained(save_directory)
 
 
