@@ -27,12 +27,12 @@ from transformers import DepthAnythingForDepthEstimation
 
 from depth_anything_hf import DepthAnythingHFConfig, DepthAnythingHFForDepthEstimation, DepthAnythingHFImageProcessor
 from depth_anything_hf.data.transforms import StrongPerturbation
-from depth_anything_hf.engine.batches import DepthBatch, normalize_images, split_batch_size
-from depth_anything_hf.engine.encoder_init import FrozenFeatureEncoder
-from depth_anything_hf.engine.objectives import StudentLossSettings, perturb_and_mix, student_losses
-from depth_anything_hf.engine.pseudo_labeling import AUTOCAST_DTYPES, label_images, predict_pseudo_disparity
-from depth_anything_hf.engine.training import freeze_unused_parameters, parameter_groups
+from depth_anything_hf.data_engine.labeling import AUTOCAST_DTYPES, label_images, predict_pseudo_disparity
 from depth_anything_hf.losses import affine_invariant_loss, cutmix_unlabeled_loss, feature_alignment_loss
+from depth_anything_hf.training.batches import DepthBatch, normalize_images, split_batch_size
+from depth_anything_hf.training.encoder_init import FrozenFeatureEncoder
+from depth_anything_hf.training.objectives import StudentLossSettings, perturb_and_mix, student_losses
+from depth_anything_hf.training.runtime import freeze_unused_parameters, parameter_groups
 
 
 def parse_args():

@@ -5,15 +5,19 @@
 - transformers' `depth_anything` checkpoints as stored on disk (the Hub's `*-hf` repos): split q/k/v,
   `neck.fusion_stage.layers.{3,2,1,0}` holding `refinenet{1,2,3,4}`.
 
-This file imports only torch, safetensors, transformers and the configuration, so it travels with the remote
-code.
+`DepthAnythingHFForDepthEstimation.from_official_checkpoint`, `from_pretrained` (on a transformers checkpoint)
+and `export_to_transformers` call the loaders and the exporter at the end of this file. This file stays in the
+package: it does not travel with the remote code.
 """
 
 import os
 import re
 
 import torch
+from safetensors.torch import load_file, save_file
 from transformers import DepthAnythingConfig, Dinov2Config
+from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from transformers.utils import cached_file
 
 from .configuration_depth_anything_hf import TAPPED_LAYERS, DepthAnythingHFConfig
 
@@ -238,5 +242,47 @@ def config_to_transformers(config: DepthAnythingHFConfig) -> DepthAnythingConfig
     )
 
 
-def is_transformers_checkpoint(config_dict: dict) -> bool:
-    return config_dict.get("model_type") == "depth_anything"
+def load_official_model(model_class, path: str | os.PathLike, version: str, depth_estimation_type: str, max_depth):
+    """`model_class` (our model) built and filled from an official `.pth`; see `from_official_checkpoint`."""
+    official_state_dict = read_official_state_dict(path)
+    config = config_from_official_state_dict(
+        official_state_dict, version, depth_estimation_type=depth_estimation_type, max_depth=max_depth
+    )
+    model = model_class(config)
+    load_official_checkpoint(model, official_state_dict, source=str(path))
+    return model.eval()
+
+
+def load_transformers_model(model_class, name_or_path, config_dict: dict, hub_kwargs: dict, dtype=None):
+    """`model_class` (our model) built and filled from a transformers `depth_anything` checkpoint."""
+    model = model_class(config_from_transformers(config_dict))
+    weights_file = cached_file(name_or_path, "model.safetensors", **hub_kwargs)
+    state_dict = transformers_to_ours(load_file(weights_file), model)
+    load_checked_state_dict(model, state_dict, source=f"transformers checkpoint {name_or_path}")
+    if dtype is not None and dtype != "auto":
+        model = model.to(getattr(torch, dtype) if isinstance(dtype, str) else dtype)
+    return model.eval()
+
+
+def export_to_transformers(model: torch.nn.Module, save_directory: str | os.PathLike) -> None:
+    """Write `model` as a checkpoint that plain transformers loads; see `export_to_transformers` of the model."""
+    from transformers.models.dpt.image_processing_pil_dpt import DPTImageProcessorPil
+
+    os.makedirs(save_directory, exist_ok=True)
+    config_to_transformers(model.config).save_pretrained(save_directory)
+    state_dict = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
+    save_file(
+        ours_to_transformers(state_dict),
+        os.path.join(save_directory, "model.safetensors"),
+        metadata={"format": "pt"},
+    )
+    image_size = model.config.image_size
+    DPTImageProcessorPil(
+        size={"height": image_size, "width": image_size},
+        keep_aspect_ratio=True,
+        ensure_multiple_of=model.config.patch_size,
+        resample=3,  # bicubic
+        do_pad=False,
+        image_mean=list(IMAGENET_DEFAULT_MEAN),
+        image_std=list(IMAGENET_DEFAULT_STD),
+    ).save_pretrained(save_directory)

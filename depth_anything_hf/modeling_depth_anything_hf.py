@@ -1,12 +1,16 @@
 """Depth Anything (V1 and V2): a DINOv2 ViT encoder and a DPT decoder (METHOD.md section 1).
 
-This file imports only torch, transformers and its siblings `configuration_depth_anything_hf` and `losses`,
-so that `save_pretrained` can copy them next to the weights for `trust_remote_code` users.
+This file imports only torch, transformers and its sibling `configuration_depth_anything_hf`, so that
+`save_pretrained` copies the two next to the weights for `trust_remote_code` users (transformers'
+single-file policy). What goes beyond inference, the training loss of `forward(labels=...)` and conversion
+from and to other checkpoint layouts, lives in the `depth_anything_hf` package and is imported from it when
+used (`_package_module`), with a clear error where the package is not installed.
 
 Parameter names follow the official DINOv2 encoder (`encoder.blocks.i.attn.qkv`, ...) so that official
 `.pth` checkpoints map onto it by prefix, and a clearly named DPT decoder (`neck.*`, `head.*`).
 """
 
+import importlib
 import math
 import os
 from dataclasses import dataclass
@@ -14,27 +18,23 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from safetensors.torch import load_file, save_file
 from transformers import PreTrainedConfig, PreTrainedModel
 from transformers import initialization as init
-from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import DepthEstimatorOutput
-from transformers.utils import cached_file
 
-from .checkpoints import (
-    config_from_official_state_dict,
-    config_from_transformers,
-    config_to_transformers,
-    is_transformers_checkpoint,
-    load_checked_state_dict,
-    load_official_checkpoint,
-    ours_to_transformers,
-    read_official_state_dict,
-    transformers_to_ours,
-)
 from .configuration_depth_anything_hf import DepthAnythingHFConfig
-from .losses import affine_invariant_loss
+
+
+def _package_module(name: str, purpose: str):
+    """`depth_anything_hf.<name>`, imported when first needed: remote-code users without the package can run
+    the model, and get this error only for `purpose`."""
+    try:
+        return importlib.import_module(f"depth_anything_hf.{name}")
+    except ImportError as error:
+        raise ImportError(
+            f"{purpose} needs the depth_anything_hf package, which is not installed: pip install depth_anything_hf"
+        ) from error
 
 
 @dataclass
@@ -417,7 +417,8 @@ class DepthAnythingHFForDepthEstimation(DepthAnythingHFPreTrainedModel):
                 raise ValueError(
                     f"labels must have the prediction's shape {tuple(predicted_depth.shape)}, got {tuple(labels.shape)}"
                 )
-            loss = affine_invariant_loss(predicted_depth, labels, valid_mask)
+            losses = _package_module("losses", "Training (forward with labels)")
+            loss = losses.affine_invariant_loss(predicted_depth, labels, valid_mask)
 
         encoder_features = last_patch_tokens if output_encoder_features else None
         if not return_dict:
@@ -449,13 +450,8 @@ class DepthAnythingHFForDepthEstimation(DepthAnythingHFPreTrainedModel):
         Every official key must be used and every parameter filled, or a `CheckpointMismatchError` lists what
         does not match.
         """
-        official_state_dict = read_official_state_dict(path)
-        config = config_from_official_state_dict(
-            official_state_dict, version, depth_estimation_type=depth_estimation_type, max_depth=max_depth
-        )
-        model = cls(config)
-        load_official_checkpoint(model, official_state_dict, source=str(path))
-        return model.eval()
+        checkpoints = _package_module("checkpoints", "Loading an official checkpoint")
+        return checkpoints.load_official_model(cls, path, version, depth_estimation_type, max_depth)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
@@ -468,22 +464,12 @@ class DepthAnythingHFForDepthEstimation(DepthAnythingHFPreTrainedModel):
                 if key in kwargs
             }
             config_dict, _ = PreTrainedConfig.get_config_dict(pretrained_model_name_or_path, **hub_kwargs)
-            if is_transformers_checkpoint(config_dict):
-                return cls._from_transformers_checkpoint(
-                    pretrained_model_name_or_path, config_dict, hub_kwargs, kwargs.get("dtype")
+            if config_dict.get("model_type") == "depth_anything":
+                checkpoints = _package_module("checkpoints", "Loading a transformers depth_anything checkpoint")
+                return checkpoints.load_transformers_model(
+                    cls, pretrained_model_name_or_path, config_dict, hub_kwargs, kwargs.get("dtype")
                 )
         return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
-
-    @classmethod
-    def _from_transformers_checkpoint(cls, name_or_path, config_dict: dict, hub_kwargs: dict, dtype=None):
-        config = config_from_transformers(config_dict)
-        model = cls(config)
-        weights_file = cached_file(name_or_path, "model.safetensors", **hub_kwargs)
-        state_dict = transformers_to_ours(load_file(weights_file), model)
-        load_checked_state_dict(model, state_dict, source=f"transformers checkpoint {name_or_path}")
-        if dtype is not None and dtype != "auto":
-            model = model.to(getattr(torch, dtype) if isinstance(dtype, str) else dtype)
-        return model.eval()
 
     def export_to_transformers(self, save_directory: str | os.PathLike) -> None:
         """Write a checkpoint that plain transformers loads as `DepthAnythingForDepthEstimation` (config.json,
@@ -492,26 +478,7 @@ class DepthAnythingHFForDepthEstimation(DepthAnythingHFPreTrainedModel):
         transformers' DINOv2 resizes position embeddings to the target size rather than by DINOv2's
         `(n + 0.1) / 37` scale factor, so outputs agree at 518x518 (the stored grid) and differ slightly elsewhere.
         """
-        from transformers.models.dpt.image_processing_pil_dpt import DPTImageProcessorPil
-
-        os.makedirs(save_directory, exist_ok=True)
-        config_to_transformers(self.config).save_pretrained(save_directory)
-        state_dict = {key: value.detach().cpu().contiguous() for key, value in self.state_dict().items()}
-        save_file(
-            ours_to_transformers(state_dict),
-            os.path.join(save_directory, "model.safetensors"),
-            metadata={"format": "pt"},
-        )
-        image_size = self.config.image_size
-        DPTImageProcessorPil(
-            size={"height": image_size, "width": image_size},
-            keep_aspect_ratio=True,
-            ensure_multiple_of=self.config.patch_size,
-            resample=3,  # bicubic
-            do_pad=False,
-            image_mean=list(IMAGENET_DEFAULT_MEAN),
-            image_std=list(IMAGENET_DEFAULT_STD),
-        ).save_pretrained(save_directory)
-
+        checkpoints = _package_module("checkpoints", "Exporting to transformers")
+        checkpoints.export_to_transformers(self, save_directory)
 
 __all__ = ["DepthAnythingHFForDepthEstimation", "DepthAnythingHFPreTrainedModel", "DepthAnythingHFOutput"]

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-
 from conftest import tiny_config
+
 from depth_anything_hf import DepthAnythingHFForDepthEstimation, __version__
 from depth_anything_hf.data import middlebury_motorcycle_sample, sample_to_tensors
 from depth_anything_hf.evaluation import compute_metrics, get_preset

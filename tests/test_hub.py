@@ -8,10 +8,10 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from conftest import tiny_config
 from huggingface_hub import ModelCard
 from PIL import Image
 
-from conftest import tiny_config
 from depth_anything_hf import DepthAnythingHFForDepthEstimation
 from depth_anything_hf.hub import (
     APACHE_2,

@@ -14,10 +14,7 @@ from transformers import AutoImageProcessor
 from transformers.modeling_outputs import DepthEstimatorOutput
 
 from depth_anything_hf import image_processing_depth_anything_hf
-from depth_anything_hf.image_processing_depth_anything_hf import (
-    DepthAnythingHFImageProcessor,
-    get_resize_output_size,
-)
+from depth_anything_hf.image_processing_depth_anything_hf import DepthAnythingHFImageProcessor, get_resize_output_size
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406])
 IMAGENET_STD = np.array([0.229, 0.224, 0.225])

@@ -9,15 +9,15 @@ import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
 
-from depth_anything_hf.engine.arguments import DatasetSpec, parse_dataset_spec, unlabeled_ratio
-from depth_anything_hf.engine.streams import ResumableStream
-from depth_anything_hf.engine.training import (
+from depth_anything_hf.training.arguments import DatasetSpec, parse_dataset_spec, unlabeled_ratio
+from depth_anything_hf.training.checkpointing import (
     GeneratorState,
     ProcessStates,
     list_checkpoints,
     resume_from_checkpoint,
     save_checkpoint,
 )
+from depth_anything_hf.training.streams import ResumableStream
 
 
 def _numbers(ids):

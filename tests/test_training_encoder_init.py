@@ -11,7 +11,7 @@ from transformers import Dinov2Config, Dinov2Model
 
 from depth_anything_hf import DepthAnythingHFForDepthEstimation
 from depth_anything_hf.checkpoints import CheckpointMismatchError, load_checked_state_dict
-from depth_anything_hf.engine.encoder_init import (
+from depth_anything_hf.training.encoder_init import (
     FrozenFeatureEncoder,
     dinov2_to_encoder_state_dict,
     initialize_encoder,

@@ -11,7 +11,7 @@ from transformers import pipeline
 
 import depth_anything_hf.hub
 from depth_anything_hf import DepthAnythingHFForDepthEstimation
-from depth_anything_hf.engine.export import save_final_model
+from depth_anything_hf.training.export import save_final_model
 
 
 class RecordingHfApi:

@@ -14,8 +14,12 @@ from PIL import Image
 
 from depth_anything_hf import DepthAnythingHFForDepthEstimation, DepthAnythingHFImageProcessor
 from depth_anything_hf.data import load_unlabeled_images, make_labeled_sample
+from depth_anything_hf.data.pseudo_labels import load_pseudo_labels
 from depth_anything_hf.data.transforms import PairedResizeCropFlip, StrongPerturbation
-from depth_anything_hf.engine.batches import (
+from depth_anything_hf.data_engine.labeling import label_images, teacher_sha256
+from depth_anything_hf.data_engine.shards import pseudo_label_table
+from depth_anything_hf.losses import affine_invariant_loss, cutmix_gradient_matching_loss, gradient_matching_loss
+from depth_anything_hf.training.batches import (
     DepthBatch,
     labeled_batch,
     normalize_images,
@@ -23,15 +27,8 @@ from depth_anything_hf.engine.batches import (
     pseudo_labeled_batch,
     split_batch_size,
 )
-from depth_anything_hf.engine.objectives import (
-    StudentLossSettings,
-    depth_loss,
-    perturb_and_mix,
-    student_losses,
-)
-from depth_anything_hf.engine.pseudo_labeling import label_images, load_pseudo_labels, pseudo_label_table, teacher_sha256
-from depth_anything_hf.engine.training import parameter_groups
-from depth_anything_hf.losses import affine_invariant_loss, cutmix_gradient_matching_loss, gradient_matching_loss
+from depth_anything_hf.training.objectives import StudentLossSettings, depth_loss, perturb_and_mix, student_losses
+from depth_anything_hf.training.runtime import parameter_groups
 
 RESOLUTION = 28
 SYNTHETIC_RGBD = Path(__file__).resolve().parents[2] / "shared" / "data" / "synthetic-rgbd"

@@ -25,22 +25,14 @@ from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 
 from depth_anything_hf import DepthAnythingHFForDepthEstimation
-from depth_anything_hf.engine.arguments import MIXED_PRECISION_CHOICES, positive_int
-from depth_anything_hf.engine.pseudo_labeling import (
-    AUTOCAST_DTYPES,
-    DATA_DIRECTORY,
-    ProgressRecord,
-    ShardWriter,
-    UnlabeledImageStream,
-    label_images,
-    pseudo_label_table,
-    push_pseudo_labels_to_hub,
-    shard_name,
-    teacher_sha256,
-    write_dataset_card,
-)
-from depth_anything_hf.engine.training import configure_logging
+from depth_anything_hf.data.pseudo_labels import DATA_DIRECTORY
+from depth_anything_hf.data.unlabeled import UnlabeledImageStream
+from depth_anything_hf.data_engine.labeling import AUTOCAST_DTYPES, label_images, teacher_sha256
+from depth_anything_hf.data_engine.publishing import push_pseudo_labels_to_hub, write_dataset_card
+from depth_anything_hf.data_engine.shards import ProgressRecord, ShardWriter, pseudo_label_table, shard_name
 from depth_anything_hf.image_processing_depth_anything_hf import DepthAnythingHFImageProcessor
+from depth_anything_hf.training.arguments import MIXED_PRECISION_CHOICES, positive_int
+from depth_anything_hf.training.runtime import configure_logging
 
 logger = get_logger(__name__)
 

@@ -19,21 +19,20 @@ from accelerate.utils import gather_object
 
 from depth_anything_hf import DepthAnythingHFForDepthEstimation
 from depth_anything_hf.data.transforms import PairedResizeCropFlip
-from depth_anything_hf.engine.arguments import check_training_arguments, training_parser
-from depth_anything_hf.engine.batches import labeled_batch, normalize_images
-from depth_anything_hf.engine.export import save_final_model
-from depth_anything_hf.engine.objectives import depth_loss
-from depth_anything_hf.engine.streams import labeled_stream
-from depth_anything_hf.engine.tracking import TrainingProgress, tracker_config
-from depth_anything_hf.engine.training import (
+from depth_anything_hf.training.arguments import check_training_arguments, training_parser
+from depth_anything_hf.training.batches import labeled_batch, normalize_images
+from depth_anything_hf.training.checkpointing import register_process_states, resume_from_checkpoint
+from depth_anything_hf.training.export import save_final_model
+from depth_anything_hf.training.objectives import depth_loss
+from depth_anything_hf.training.runtime import (
     create_model,
     optimizer_step,
     prepare_optimization,
-    register_process_states,
     resolve_max_train_steps,
-    resume_from_checkpoint,
     start_accelerator,
 )
+from depth_anything_hf.training.streams import labeled_stream
+from depth_anything_hf.training.tracking import TrainingProgress, tracker_config
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

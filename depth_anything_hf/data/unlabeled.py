@@ -18,7 +18,7 @@ import functools
 import glob
 import os
 import tarfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import datasets
@@ -27,6 +27,7 @@ from datasets import Features, Value
 
 from .caching import files_fingerprint
 from .images import decode_rgb
+from .mixing import shard_for_process
 from .skipping import UNDECODABLE_ERRORS, log_skipped_sample
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
@@ -174,3 +175,44 @@ def load_unlabeled_images(
         cache_dir=cache_dir, fingerprint=files_fingerprint(sources, read_images.__qualname__, code_files=(__file__,)),
     )
     return stored.with_transform(_add_rgb_images)
+
+
+class UnlabeledImageStream:
+    """This process's part of several unlabeled image sources, read one after another, with a resumable position.
+
+    Each source (`load_unlabeled_images`: a folder, tar shards or a `datasets` dataset) is split across the
+    processes by `shard_for_process`, so together they read every image exactly once. Examples are
+    {"image": PIL RGB, "image_bytes", "id", "dataset": the source as given}. `state_dict()` taken after an
+    example, loaded into a new stream over the same sources, continues with the next example.
+    """
+
+    def __init__(self, sources: Sequence[str], rank: int, world_size: int, split: str = "train", image_column: str = "image"):
+        if isinstance(sources, str) or not sources:
+            raise ValueError(f"sources must be a non-empty list of unlabeled datasets, got {sources!r}")
+        self.sources = list(sources)
+        self.rank, self.world_size = rank, world_size
+        self.split, self.image_column = split, image_column
+        self._source_index = 0
+        self._source_state: dict | None = None
+        self._stream: datasets.IterableDataset | None = None
+
+    def _source_stream(self, index: int) -> datasets.IterableDataset:
+        stream = load_unlabeled_images(self.sources[index], streaming=True, split=self.split, image_column=self.image_column)
+        return shard_for_process(stream, self.rank, self.world_size)
+
+    def __iter__(self) -> Iterator[dict]:
+        for index in range(self._source_index, len(self.sources)):
+            stream = self._source_stream(index)
+            if index == self._source_index and self._source_state is not None:
+                stream.load_state_dict(self._source_state)
+            self._source_index, self._stream = index, stream
+            for example in stream:
+                yield {**example, "dataset": self.sources[index]}
+
+    def state_dict(self) -> dict:
+        source_state = self._stream.state_dict() if self._stream is not None else self._source_state
+        return {"source_index": self._source_index, "source_state": source_state}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._source_index, self._source_state = state["source_index"], state["source_state"]
+        self._stream = None

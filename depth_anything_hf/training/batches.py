@@ -14,8 +14,8 @@ from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 from ..data import decode_rgb, sample_to_tensors
 from ..data.transforms import PairedResizeCropFlip
+from ..data_engine.labeling import label_teacher_inputs, teacher_input_images
 from ..losses import depth_to_normalized_disparity
-from .pseudo_labeling import label_teacher_inputs, teacher_input_images
 
 
 @dataclass

@@ -19,11 +19,7 @@ from transformers import (
     pipeline,
 )
 
-from depth_anything_hf import (
-    DepthAnythingHFConfig,
-    DepthAnythingHFForDepthEstimation,
-    DepthAnythingHFImageProcessor,
-)
+from depth_anything_hf import DepthAnythingHFConfig, DepthAnythingHFForDepthEstimation, DepthAnythingHFImageProcessor
 from depth_anything_hf.cli import main as cli_main
 
 

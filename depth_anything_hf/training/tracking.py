@@ -10,7 +10,7 @@ from accelerate import Accelerator
 from tqdm.auto import tqdm
 
 from .arguments import DatasetSpec
-from .training import save_checkpoint
+from .checkpointing import save_checkpoint
 
 
 def tracker_config(args: argparse.Namespace) -> dict:

@@ -2,12 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from depth_anything_hf.data.transforms import (
-    PairedResizeCropFlip,
-    StrongPerturbation,
-    apply_cutmix,
-    sample_cutmix_mask,
-)
+from depth_anything_hf.data.transforms import PairedResizeCropFlip, StrongPerturbation, apply_cutmix, sample_cutmix_mask
 
 
 def seeded(seed: int) -> torch.Generator:

@@ -15,8 +15,8 @@ import datasets
 from accelerate import Accelerator
 
 from ..data import load_labeled_dataset, load_unlabeled_images, mix_labeled_datasets, shard_for_process
+from ..data.pseudo_labels import load_pseudo_labels
 from .arguments import DatasetSpec
-from .pseudo_labeling import load_pseudo_labels
 
 
 class ResumableStream:

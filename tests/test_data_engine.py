@@ -1,4 +1,4 @@
-"""The data engine: training_scripts/pseudo_label.py and depth_anything_hf.engine.pseudo_labeling."""
+"""The data engine: training_scripts/pseudo_label.py and depth_anything_hf.data_engine."""
 
 import importlib.resources
 import importlib.util
@@ -20,15 +20,10 @@ from PIL import Image
 
 from depth_anything_hf import DepthAnythingHFForDepthEstimation
 from depth_anything_hf.data import decode_rgb
-from depth_anything_hf.engine.pseudo_labeling import (
-    ProgressRecord,
-    load_pseudo_labels,
-    predict_pseudo_disparity,
-    pseudo_labeled_samples,
-    push_pseudo_labels_to_hub,
-    teacher_pixel_values,
-    teacher_sha256,
-)
+from depth_anything_hf.data.pseudo_labels import load_pseudo_labels, pseudo_labeled_samples
+from depth_anything_hf.data_engine.labeling import predict_pseudo_disparity, teacher_pixel_values, teacher_sha256
+from depth_anything_hf.data_engine.publishing import push_pseudo_labels_to_hub
+from depth_anything_hf.data_engine.shards import ProgressRecord
 from depth_anything_hf.image_processing_depth_anything_hf import DepthAnythingHFImageProcessor
 
 REPO = Path(__file__).resolve().parents[1]
