@@ -1,4 +1,5 @@
 import os
+from pathlib import Path
 
 # Tests never reach the Hub: fail fast instead of retrying network calls.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -13,7 +14,11 @@ from depth_anything_hf import DepthAnythingHFConfig  # noqa: E402
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
-def tiny_config(**overrides) -> DepthAnythingHFConfig:
+# The shared data sit beside the repository: `../shared/data/` from its root.
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def _tiny_config(**overrides) -> DepthAnythingHFConfig:
     """A 4-block, 32-wide model: the same code paths as the released sizes in milliseconds."""
     settings = dict(
         hidden_size=32,
@@ -30,8 +35,24 @@ def tiny_config(**overrides) -> DepthAnythingHFConfig:
     return DepthAnythingHFConfig(**settings)
 
 
+@pytest.fixture(scope="session")
+def tiny_config():
+    """`tiny_config(**overrides)`: the configuration of a 4-block, 32-wide model, with `overrides` applied."""
+    return _tiny_config
+
+
+@pytest.fixture(scope="session")
+def synthetic_rgbd() -> Path:
+    """The shared 1,200-scene RGB-D folder (`../shared/data/synthetic-rgbd`); tests that need it are skipped,
+    naming the path, where it is missing."""
+    path = SHARED_DATA / "synthetic-rgbd"
+    if not path.is_dir():
+        pytest.skip(f"the shared synthetic RGB-D frames are missing: expected them at {path}")
+    return path
+
+
 @pytest.fixture
-def tiny_model():
+def tiny_model(tiny_config):
     from depth_anything_hf import DepthAnythingHFForDepthEstimation
 
     torch.manual_seed(0)

@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 import torch
 from accelerate.state import AcceleratorState
-from conftest import tiny_config
 from PIL import Image
 
 from depth_anything_hf import DepthAnythingHFForDepthEstimation
@@ -28,7 +27,6 @@ from depth_anything_hf.image_processing_depth_anything_hf import DepthAnythingHF
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "training_scripts" / "pseudo_label.py"
-SYNTHETIC_RGBD = Path(__file__).resolve().parents[2] / "shared" / "data" / "synthetic-rgbd"
 # Photos of several sizes and aspect ratios (landscape, portrait, square), RGB, RGBA and grayscale, one in a
 # subfolder. Seven, so that two processes split this source image by image rather than file by file.
 MVTB_PHOTOS = (
@@ -56,13 +54,13 @@ def run_in_process(arguments: list[str]) -> None:
 
 
 @pytest.fixture(scope="module")
-def sources(tmp_path_factory) -> list[Path]:
+def sources(tmp_path_factory, synthetic_rgbd) -> list[Path]:
     """Two unlabeled folders: 18 synthetic frames and 7 real photos."""
     root = tmp_path_factory.mktemp("unlabeled")
     frames, photos = root / "frames", root / "photos"
     frames.mkdir()
     (photos / "seq").mkdir(parents=True)
-    for frame in sorted(SYNTHETIC_RGBD.glob("*.jpg"))[:18]:
+    for frame in sorted(synthetic_rgbd.glob("*.jpg"))[:18]:
         shutil.copyfile(frame, frames / frame.name)
     mvtb_images = importlib.resources.files("mvtbdata") / "images"
     for name in MVTB_PHOTOS:
@@ -81,7 +79,7 @@ def source_files(sources: list[Path]) -> dict[tuple[str, str], Path]:
 
 
 @pytest.fixture(scope="module")
-def teacher_dir(tmp_path_factory) -> Path:
+def teacher_dir(tmp_path_factory, tiny_config) -> Path:
     torch.manual_seed(0)
     teacher = DepthAnythingHFForDepthEstimation(tiny_config())
     with torch.no_grad():

@@ -19,8 +19,6 @@ from depth_anything_hf.data.formats import load_labeled_dataset
 from depth_anything_hf.data.schema import LABELED_FEATURES
 from depth_anything_hf.data.skipping import skipped_sample_counts
 
-SYNTHETIC_RGBD = Path("/work/shared/data/synthetic-rgbd")
-
 
 def _rgb(height: int, width: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
@@ -77,23 +75,23 @@ def test_folder_format_decodes_millimetres_and_intrinsics(tmp_path):
     np.testing.assert_array_equal(np.asarray(sample["image"]), image)
 
 
-def test_folder_format_loads_the_shared_synthetic_rgbd_directory():
-    dataset = load_labeled_dataset(SYNTHETIC_RGBD, split="train[:2]")
+def test_folder_format_loads_the_shared_synthetic_rgbd_directory(synthetic_rgbd):
+    dataset = load_labeled_dataset(synthetic_rgbd, split="train[:2]")
     assert dataset.features == LABELED_FEATURES
     first = next(iter(dataset))
-    metadata = json.loads((SYNTHETIC_RGBD / "metadata.jsonl").read_text().splitlines()[0])
+    metadata = json.loads((synthetic_rgbd / "metadata.jsonl").read_text().splitlines()[0])
     assert first["id"] == metadata["file_name"] and first["fx"] == metadata["fx"]
-    millimetres = np.asarray(Image.open(SYNTHETIC_RGBD / metadata["depth_file_name"]), dtype=np.float64)
+    millimetres = np.asarray(Image.open(synthetic_rgbd / metadata["depth_file_name"]), dtype=np.float64)
     np.testing.assert_allclose(_depth(first), np.where(millimetres > 0, millimetres / 1000, 0), rtol=1e-6)
     np.testing.assert_array_equal(_valid(first), millimetres > 0)
     assert first["image"].size == (metadata["width"], metadata["height"])
 
 
-def test_folder_format_reads_like_imagefolder(tmp_path):
+def test_folder_format_reads_like_imagefolder(tmp_path, synthetic_rgbd):
     for name in ("train_1_0000", "train_1_0001"):
         for suffix in (".jpg", ".depth.png"):
-            shutil.copy(SYNTHETIC_RGBD / (name + suffix), tmp_path)
-    metadata_lines = (SYNTHETIC_RGBD / "metadata.jsonl").read_text().splitlines()[:2]
+            shutil.copy(synthetic_rgbd / (name + suffix), tmp_path)
+    metadata_lines = (synthetic_rgbd / "metadata.jsonl").read_text().splitlines()[:2]
     (tmp_path / "metadata.jsonl").write_text("\n".join(metadata_lines) + "\n")
     ours = list(load_labeled_dataset(tmp_path))
     imagefolder = datasets.load_dataset(

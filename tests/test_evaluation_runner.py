@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import tiny_config
 
 from depth_anything_hf import DepthAnythingHFForDepthEstimation, __version__
 from depth_anything_hf.data import middlebury_motorcycle_sample, sample_to_tensors
@@ -17,14 +16,13 @@ from depth_anything_hf.evaluation import compute_metrics, get_preset
 from depth_anything_hf.evaluation.runner import add_eval_parser, evaluate_model, parse_dataset_spec
 from depth_anything_hf.image_processing_depth_anything_hf import DepthAnythingHFImageProcessor
 
-SYNTHETIC_RGBD = Path(__file__).resolve().parents[2] / "shared" / "data" / "synthetic-rgbd"
 HELD_OUT = "train[-10%:]"
 REPOSITORY = Path(__file__).resolve().parents[1]
 
 
-def _save_tiny_model(directory: Path, **config_overrides) -> Path:
+def _save_tiny_model(config, directory: Path) -> Path:
     torch.manual_seed(0)
-    model = DepthAnythingHFForDepthEstimation(tiny_config(version="v2", **config_overrides)).eval()
+    model = DepthAnythingHFForDepthEstimation(config).eval()
     with torch.no_grad():
         model.head.conv3.bias.fill_(1.0)  # most pixels past the final ReLU
     model.save_pretrained(directory)
@@ -32,8 +30,8 @@ def _save_tiny_model(directory: Path, **config_overrides) -> Path:
 
 
 @pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory) -> Path:
-    return _save_tiny_model(tmp_path_factory.mktemp("tiny_relative"))
+def tiny_checkpoint(tmp_path_factory, tiny_config) -> Path:
+    return _save_tiny_model(tiny_config(version="v2"), tmp_path_factory.mktemp("tiny_relative"))
 
 
 def _cli(arguments: list[str]) -> argparse.Namespace:
@@ -60,10 +58,10 @@ def _reference_middlebury_metrics(checkpoint: Path, protocol: str) -> dict:
     )
 
 
-def test_eval_cli_writes_results_json_and_prints_the_table(tiny_checkpoint, tmp_path, capsys):
+def test_eval_cli_writes_results_json_and_prints_the_table(tiny_checkpoint, synthetic_rgbd, tmp_path, capsys):
     arguments = _cli([
         "eval", str(tiny_checkpoint),
-        "--dataset", f"rgbd_folder={SYNTHETIC_RGBD}", "--dataset", "middlebury=skimage",
+        "--dataset", f"rgbd_folder={synthetic_rgbd}", "--dataset", "middlebury=skimage",
         "--protocols", "disparity", "midas", "--flip_average", "--split", HELD_OUT, "--max_images", "3",
         "--batch_size", "2", "--output_dir", str(tmp_path),
     ])
@@ -89,16 +87,18 @@ def test_eval_cli_writes_results_json_and_prints_the_table(tiny_checkpoint, tmp_
     assert "| Middlebury 2014 | `midas` | 1 (0) |" in printed
 
 
-def test_batching_does_not_change_the_metrics(tiny_checkpoint):
-    datasets = [parse_dataset_spec(f"rgbd_folder={SYNTHETIC_RGBD}")]
+def test_batching_does_not_change_the_metrics(tiny_checkpoint, synthetic_rgbd):
+    datasets = [parse_dataset_spec(f"rgbd_folder={synthetic_rgbd}")]
     one_by_one = evaluate_model(str(tiny_checkpoint), datasets, batch_size=1, split=HELD_OUT, max_images=3)
     batched = evaluate_model(str(tiny_checkpoint), datasets, batch_size=3, split=HELD_OUT, max_images=3)
     for name, value in one_by_one["evaluations"][0]["metrics"].items():
         assert batched["evaluations"][0]["metrics"][name] == pytest.approx(value, rel=1e-4, abs=1e-6), name
 
 
-def test_metric_models_default_to_the_metric_protocol(tmp_path):
-    checkpoint = _save_tiny_model(tmp_path / "metric", depth_estimation_type="metric", max_depth=20.0)
+def test_metric_models_default_to_the_metric_protocol(tmp_path, tiny_config):
+    checkpoint = _save_tiny_model(
+        tiny_config(version="v2", depth_estimation_type="metric", max_depth=20.0), tmp_path / "metric"
+    )
     results = evaluate_model(str(checkpoint), [parse_dataset_spec("middlebury=skimage")])
     assert results["prediction_type"] == "depth"
     assert [row["protocol"] for row in results["evaluations"]] == ["metric"]
@@ -124,3 +124,4 @@ def test_training_script_runs_the_same_evaluation(tiny_checkpoint, tmp_path, mon
     assert [(row["dataset"], row["protocol"], row["num_images"]) for row in results["evaluations"]] == [
         ("middlebury", "disparity", 1)
     ]
+

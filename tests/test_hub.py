@@ -8,7 +8,6 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from conftest import tiny_config
 from huggingface_hub import ModelCard
 from PIL import Image
 
@@ -45,7 +44,7 @@ TRAINING_ARGS = {"learning_rate": 5e-6, "num_epochs": 20, "hub_token": "hf_secre
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
+def checkpoint(tmp_path_factory, tiny_config) -> Path:
     """A save_pretrained folder of a tiny model plus the clutter a training run leaves behind."""
     directory = tmp_path_factory.mktemp("checkpoint")
     torch.manual_seed(0)
@@ -127,7 +126,7 @@ def test_card_metadata_parses_locally_and_matches_results_json(checkpoint, tmp_p
     assert "hf_secret_value" not in text and "hub_token" not in text
 
 
-def test_metric_checkpoint_card_states_metres(tmp_path):
+def test_metric_checkpoint_card_states_metres(tmp_path, tiny_config):
     torch.manual_seed(0)
     model = DepthAnythingHFForDepthEstimation(
         tiny_config(version="v2", depth_estimation_type="metric", max_depth=20.0)

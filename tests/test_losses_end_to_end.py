@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_config
 
 from depth_anything_hf import DepthAnythingHFForDepthEstimation, DepthAnythingHFImageProcessor
 from depth_anything_hf.data import load_labeled_dataset, load_unlabeled_images, sample_to_tensors
@@ -19,7 +18,6 @@ from depth_anything_hf.losses import (
     feature_alignment_loss,
 )
 
-SYNTHETIC_RGBD = Path(__file__).resolve().parents[2] / "shared" / "data" / "synthetic-rgbd"
 IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
 IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
 RESOLUTION = 56
@@ -36,12 +34,11 @@ def normalize(images: torch.Tensor) -> torch.Tensor:
     return (images - IMAGENET_MEAN) / IMAGENET_STD
 
 
-@pytest.mark.skipif(not SYNTHETIC_RGBD.is_dir(), reason="shared/data/synthetic-rgbd is not beside the repository")
-def test_mixed_batch_backpropagates_all_three_losses():
+def test_mixed_batch_backpropagates_all_three_losses(synthetic_rgbd, tiny_config):
     generator = torch.Generator().manual_seed(0)
     geometry = PairedResizeCropFlip(RESOLUTION)
 
-    labeled = [sample_to_tensors(sample) for sample in load_labeled_dataset(SYNTHETIC_RGBD).take(2)]
+    labeled = [sample_to_tensors(sample) for sample in load_labeled_dataset(synthetic_rgbd).take(2)]
     crops = [geometry(s["image"], s["depth"], s["valid_mask"], s["sky_mask"], generator=generator) for s in labeled]
     labeled_images = torch.stack([crop.image for crop in crops])
     disparity, supervised = depth_to_normalized_disparity(

@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-from conftest import tiny_config
 from transformers import DepthAnythingForDepthEstimation
 
 from depth_anything_hf import DepthAnythingHFConfig, DepthAnythingHFForDepthEstimation, checkpoints
@@ -28,7 +27,7 @@ def test_parameter_counts_match_the_released_models(size, expected):
     assert sum(parameter.numel() for parameter in model.parameters()) == expected
 
 
-def test_variants_carry_their_tapped_layers():
+def test_variants_carry_their_tapped_layers(tiny_config):
     assert DepthAnythingHFConfig.from_variant("v1", "small").out_indices == [8, 9, 10, 11]
     assert DepthAnythingHFConfig.from_variant("v1", "large").out_indices == [20, 21, 22, 23]
     assert DepthAnythingHFConfig.from_variant("v2", "base").out_indices == [2, 5, 8, 11]
@@ -58,7 +57,7 @@ def test_transformers_configs_keep_the_release(version, align_corners):
 @pytest.mark.parametrize("taps", [[0, 2, 3, 5], [2, 3, 4, 5]], ids=["v2-style", "v1-style"])
 @pytest.mark.parametrize("head", ["relative", "metric"])
 @pytest.mark.parametrize("swiglu", [False, True], ids=["mlp", "swiglu"])
-def test_parity_with_transformers_at_518(tmp_path, taps, head, swiglu):
+def test_parity_with_transformers_at_518(tmp_path, tiny_config, taps, head, swiglu):
     torch.manual_seed(0)
     config = tiny_config(
         num_hidden_layers=6,
@@ -168,7 +167,7 @@ def official_state_dict_for(config) -> dict[str, torch.Tensor]:
 
 
 @pytest.fixture
-def official_small_layout(monkeypatch):
+def official_small_layout(monkeypatch, tiny_config):
     """Official key names at a tiny width: `from_variant` is shrunk so size inference still runs."""
     tiny = dict(hidden_size=32, num_hidden_layers=4, num_attention_heads=2, neck_hidden_sizes=[8, 16, 32, 32],
                 fusion_hidden_size=16)
@@ -298,7 +297,7 @@ def test_gradient_checkpointing_gives_the_same_gradients(tiny_model):
         torch.testing.assert_close(a, b)
 
 
-def test_bfloat16_stays_close_to_float32():
+def test_bfloat16_stays_close_to_float32(tiny_config):
     """bf16 keeps ~3 significant digits. Random decoders amplify rounding far more than trained ones, so the
     decoder gets PyTorch's default (fan-in scaled) initialisation here, as the official DPT head has."""
     torch.manual_seed(0)

@@ -5,7 +5,6 @@ import json
 
 import pytest
 import torch
-from conftest import tiny_config
 from safetensors.torch import load_file
 from transformers import Dinov2Config, Dinov2Model
 
@@ -41,7 +40,7 @@ def tiny_dinov2(layerscale_value: float = 1.0) -> Dinov2Model:
     return dinov2
 
 
-def our_model() -> DepthAnythingHFForDepthEstimation:
+def our_model(tiny_config) -> DepthAnythingHFForDepthEstimation:
     return DepthAnythingHFForDepthEstimation(tiny_config(image_size=IMAGE_SIZE)).eval()
 
 
@@ -67,9 +66,9 @@ def test_in_memory_names_are_the_attention_projections():
     assert {"encoder.layer.0.attention.q_proj.weight", "encoder.layer.0.attention.o_proj.bias"} <= keys
 
 
-def test_mapping_from_a_live_dinov2_model_gives_its_features(pixel_values):
+def test_mapping_from_a_live_dinov2_model_gives_its_features(pixel_values, tiny_config):
     dinov2 = tiny_dinov2()
-    model = our_model()
+    model = our_model(tiny_config)
     assert not torch.allclose(our_patch_features(model, pixel_values), reference_patch_features(dinov2, pixel_values))
     load_checked_state_dict(model.encoder, dinov2_to_encoder_state_dict(dinov2.state_dict(), model.encoder), "test")
     torch.testing.assert_close(
@@ -77,25 +76,25 @@ def test_mapping_from_a_live_dinov2_model_gives_its_features(pixel_values):
     )
 
 
-def test_mapping_from_a_saved_file_and_from_a_directory(tmp_path, pixel_values):
+def test_mapping_from_a_saved_file_and_from_a_directory(tmp_path, pixel_values, tiny_config):
     dinov2 = tiny_dinov2()
     dinov2.save_pretrained(tmp_path)
     saved = load_file(tmp_path / "model.safetensors")
     assert "encoder.layer.0.attention.attention.query.weight" in saved  # the on-disk names
-    model = our_model()
+    model = our_model(tiny_config)
     load_checked_state_dict(model.encoder, dinov2_to_encoder_state_dict(saved, model.encoder), "test")
     expected = reference_patch_features(dinov2, pixel_values)
     torch.testing.assert_close(our_patch_features(model, pixel_values), expected, atol=1e-5, rtol=1e-5)
 
-    from_directory = our_model()
+    from_directory = our_model(tiny_config)
     decoder_before = from_directory.head.conv3.weight.clone()
     initialize_encoder(from_directory, str(tmp_path))
     torch.testing.assert_close(our_patch_features(from_directory, pixel_values), expected, atol=1e-5, rtol=1e-5)
     assert torch.equal(from_directory.head.conv3.weight, decoder_before)  # only the encoder is touched
 
 
-def test_official_dinov2_pth_and_depth_anything_encoder(tmp_path, pixel_values):
-    source = our_model()
+def test_official_dinov2_pth_and_depth_anything_encoder(tmp_path, pixel_values, tiny_config):
+    source = our_model(tiny_config)
     with torch.no_grad():
         for parameter in source.parameters():
             parameter.normal_(0.0, 0.2)
@@ -104,12 +103,12 @@ def test_official_dinov2_pth_and_depth_anything_encoder(tmp_path, pixel_values):
     torch.save({f"pretrained.{key}": value for key, value in official.items()}, tmp_path / "depth_anything.pth")
     expected = our_patch_features(source, pixel_values)
     for name in ("dinov2_vits14_pretrain.pth", "depth_anything.pth"):
-        model = our_model()
+        model = our_model(tiny_config)
         initialize_encoder(model, str(tmp_path / name))
         torch.testing.assert_close(our_patch_features(model, pixel_values), expected)
 
 
-def test_frozen_feature_encoder_matches_dinov2_and_takes_no_gradient(tmp_path, pixel_values):
+def test_frozen_feature_encoder_matches_dinov2_and_takes_no_gradient(tmp_path, pixel_values, tiny_config):
     dinov2 = tiny_dinov2(layerscale_value=0.5)
     dinov2.save_pretrained(tmp_path)
     frozen = FrozenFeatureEncoder(tiny_config(image_size=IMAGE_SIZE), str(tmp_path)).train()
@@ -119,7 +118,7 @@ def test_frozen_feature_encoder_matches_dinov2_and_takes_no_gradient(tmp_path, p
     assert not frozen.training and all(not parameter.requires_grad for parameter in frozen.parameters())
 
 
-def test_a_checkpoint_of_another_size_or_grid_is_refused(tmp_path):
+def test_a_checkpoint_of_another_size_or_grid_is_refused(tmp_path, tiny_config):
     tiny_dinov2().save_pretrained(tmp_path)
     model = DepthAnythingHFForDepthEstimation(tiny_config(image_size=28))  # a 2x2 position-embedding grid
     with pytest.raises(CheckpointMismatchError, match="pos_embed"):
@@ -128,14 +127,14 @@ def test_a_checkpoint_of_another_size_or_grid_is_refused(tmp_path):
         initialize_encoder(model, str(tmp_path / "missing"))
 
 
-def test_encoder_init_none_keeps_the_random_encoder():
-    model = our_model()
+def test_encoder_init_none_keeps_the_random_encoder(tiny_config):
+    model = our_model(tiny_config)
     before = {key: value.clone() for key, value in model.state_dict().items()}
     initialize_encoder(model, "none")
     assert all(torch.equal(before[key], value) for key, value in model.state_dict().items())
 
 
-def test_model_config_from_a_variant_name_or_a_json_file(tmp_path):
+def test_model_config_from_a_variant_name_or_a_json_file(tmp_path, tiny_config):
     assert resolve_model_config("v2-small").out_indices == [2, 5, 8, 11]
     assert resolve_model_config("v1-base").out_indices == [8, 9, 10, 11]
     tiny_config(image_size=28).to_json_file(tmp_path / "tiny.json")

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 from accelerate import Accelerator
-from conftest import tiny_config
 from transformers import pipeline
 
 import depth_anything_hf.hub
@@ -29,7 +28,7 @@ class RecordingHfApi:
         return argparse.Namespace(commit_url=f"https://huggingface.co/{kwargs['repo_id']}/commit/0")
 
 
-def test_final_model_is_saved_for_the_pipeline_and_pushed(tmp_path, monkeypatch, capsys):
+def test_final_model_is_saved_for_the_pipeline_and_pushed(tmp_path, monkeypatch, capsys, tiny_config):
     monkeypatch.setattr(depth_anything_hf.hub, "HfApi", RecordingHfApi)
     RecordingHfApi.calls = []
     args = argparse.Namespace(

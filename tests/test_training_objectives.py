@@ -9,7 +9,6 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
-from conftest import tiny_config
 from PIL import Image
 
 from depth_anything_hf import DepthAnythingHFForDepthEstimation, DepthAnythingHFImageProcessor
@@ -31,7 +30,6 @@ from depth_anything_hf.training.objectives import StudentLossSettings, depth_los
 from depth_anything_hf.training.runtime import parameter_groups
 
 RESOLUTION = 28
-SYNTHETIC_RGBD = Path(__file__).resolve().parents[2] / "shared" / "data" / "synthetic-rgbd"
 NO_PERTURBATION = StrongPerturbation(jitter_probability=0.0, grayscale_probability=0.0, blur_probability=0.0)
 
 
@@ -52,7 +50,7 @@ def write_photos(directory: Path, names: tuple[str, ...], longest_side: int = 64
     return directory
 
 
-def tiny_model(seed: int = 0) -> DepthAnythingHFForDepthEstimation:
+def seeded_tiny_model(tiny_config, seed: int = 0) -> DepthAnythingHFForDepthEstimation:
     torch.manual_seed(seed)
     model = DepthAnythingHFForDepthEstimation(tiny_config(image_size=RESOLUTION))
     with torch.no_grad():
@@ -60,12 +58,10 @@ def tiny_model(seed: int = 0) -> DepthAnythingHFForDepthEstimation:
     return model
 
 
-def synthetic_examples(count: int) -> list[dict]:
-    if not SYNTHETIC_RGBD.is_dir():
-        pytest.skip(f"the synthetic RGB-D frames are missing: expected them at {SYNTHETIC_RGBD}")
+def synthetic_examples(synthetic_rgbd: Path, count: int) -> list[dict]:
     from depth_anything_hf.data import load_labeled_dataset
 
-    return list(load_labeled_dataset(SYNTHETIC_RGBD, split=f"train[:{count}]"))
+    return list(load_labeled_dataset(synthetic_rgbd, split=f"train[:{count}]"))
 
 
 def test_batch_split_follows_the_ratio():
@@ -198,21 +194,21 @@ def overfit(model, compute_losses, steps: int = 25) -> list[float]:
     return history
 
 
-def test_teacher_loss_goes_down_on_a_fixed_batch():
+def test_teacher_loss_goes_down_on_a_fixed_batch(tiny_config, synthetic_rgbd):
     batch = labeled_batch(
-        synthetic_examples(2), PairedResizeCropFlip(RESOLUTION), torch.device("cpu"), torch.Generator().manual_seed(0)
+        synthetic_examples(synthetic_rgbd, 2), PairedResizeCropFlip(RESOLUTION), torch.device("cpu"), torch.Generator().manual_seed(0)
     )
     history = overfit(
-        tiny_model().train(),
+        seeded_tiny_model(tiny_config).train(),
         lambda model: depth_loss(model(normalize_images(batch.images)).predicted_depth, batch.disparity, batch.supervised_mask),
     )
     assert history[-1] < 0.6 * history[0], history
 
 
 @pytest.fixture(scope="module")
-def teacher_dir(tmp_path_factory):
+def teacher_dir(tmp_path_factory, tiny_config):
     directory = tmp_path_factory.mktemp("teacher")
-    tiny_model(seed=1).save_pretrained(directory)
+    seeded_tiny_model(tiny_config, seed=1).save_pretrained(directory)
     DepthAnythingHFImageProcessor(size=RESOLUTION * 2).save_pretrained(directory)
     return directory
 
@@ -223,7 +219,7 @@ def photos_dir(tmp_path_factory):
     return write_photos(tmp_path_factory.mktemp("photos"), ("butterfly.jpg", "58060.png", "tomato_124.png", "flowers9.png"))
 
 
-def test_student_loss_goes_down_on_a_fixed_batch(photos_dir, teacher_dir):
+def test_student_loss_goes_down_on_a_fixed_batch(photos_dir, teacher_dir, tiny_config, synthetic_rgbd):
     teacher = DepthAnythingHFForDepthEstimation.from_pretrained(teacher_dir).eval()
     processor = DepthAnythingHFImageProcessor.from_pretrained(teacher_dir)
     generator = torch.Generator().manual_seed(0)
@@ -231,7 +227,7 @@ def test_student_loss_goes_down_on_a_fixed_batch(photos_dir, teacher_dir):
     pseudo = pseudo_labeled_batch(
         online_pseudo_labeled_samples(examples, teacher, processor), PairedResizeCropFlip(RESOLUTION), torch.device("cpu"), generator
     )
-    labeled = labeled_batch(synthetic_examples(1), PairedResizeCropFlip(RESOLUTION), torch.device("cpu"), generator)
+    labeled = labeled_batch(synthetic_examples(synthetic_rgbd, 1), PairedResizeCropFlip(RESOLUTION), torch.device("cpu"), generator)
     mixed, mix_mask = perturb_and_mix(pseudo.images, StrongPerturbation(), 1.0, generator)
     pixel_values = normalize_images(torch.cat([labeled.images, mixed]))
     frozen_features = torch.randn(2, 4, 32, generator=generator)
@@ -243,11 +239,11 @@ def test_student_loss_goes_down_on_a_fixed_batch(photos_dir, teacher_dir):
         )
         return losses["total"]
 
-    history = overfit(tiny_model().train(), total_loss)
+    history = overfit(seeded_tiny_model(tiny_config).train(), total_loss)
     assert history[-1] < 0.6 * history[0], history
 
 
-def test_online_and_precomputed_pseudo_labels_give_the_same_student_loss(photos_dir, teacher_dir, tmp_path):
+def test_online_and_precomputed_pseudo_labels_give_the_same_student_loss(photos_dir, teacher_dir, tmp_path, tiny_config):
     teacher = DepthAnythingHFForDepthEstimation.from_pretrained(teacher_dir).eval()
     processor = DepthAnythingHFImageProcessor.from_pretrained(teacher_dir)
     examples = [{**example, "dataset": "photos"} for example in load_unlabeled_images(photos_dir)]
@@ -262,7 +258,7 @@ def test_online_and_precomputed_pseudo_labels_give_the_same_student_loss(photos_
     assert [sample["id"] for sample in precomputed] == [sample["id"] for sample in online]
     assert len({tuple(sample["disparity"].shape) for sample in online}) == 3  # three input sizes
 
-    student = tiny_model(seed=2).eval()
+    student = seeded_tiny_model(tiny_config, seed=2).eval()
 
     def student_loss(samples) -> torch.Tensor:
         generator = torch.Generator().manual_seed(0)

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_config
 from PIL import Image
 from safetensors.torch import load_file
 from transformers import Dinov2Config, Dinov2Model, pipeline
@@ -22,7 +21,6 @@ pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "training_scripts"
-SYNTHETIC_RGBD = Path(__file__).resolve().parents[2] / "shared" / "data" / "synthetic-rgbd"
 RESOLUTION = 28
 # Eight photos in pseudo-label shards of two: two processes split the four shards evenly, and no run below ends
 # a pass over them (each pass end of a parquet stream costs `datasets` a 5 s thread shutdown).
@@ -46,14 +44,14 @@ def run(arguments: list[str], launcher: tuple[str, ...] = ()) -> subprocess.Comp
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
-    """A tiny model config, a tiny DINOv2 (`--encoder_init`) and small photos (`--unlabeled_dataset`)."""
-    if not SYNTHETIC_RGBD.is_dir():
-        pytest.skip(f"the synthetic RGB-D frames are missing: expected them at {SYNTHETIC_RGBD}")
+def workspace(tmp_path_factory, tiny_config, synthetic_rgbd):
+    """A tiny model config, a tiny DINOv2 (`--encoder_init`), small photos (`--unlabeled_dataset`) and a link to the
+    shared RGB-D folder (`--dataset`)."""
     spec = importlib.util.find_spec("mvtbdata")
     if spec is None:
         pytest.skip("the mvtb-data package (photos for the unlabeled stream) is not installed")
     root = tmp_path_factory.mktemp("workspace")
+    (root / "rgbd").symlink_to(synthetic_rgbd, target_is_directory=True)
     tiny_config(image_size=RESOLUTION, version="v2").to_json_file(root / "tiny.json")
     torch.manual_seed(0)
     dinov2_config = Dinov2Config(
@@ -74,7 +72,7 @@ def model_arguments(workspace: Path) -> list[str]:
         "--model_config", str(workspace / "tiny.json"),
         "--encoder_init", str(workspace / "dinov2"),
         "--resolution", str(RESOLUTION),
-        "--dataset", str(SYNTHETIC_RGBD),
+        "--dataset", str(workspace / "rgbd"),
         "--report_to", "tensorboard",
         "--logging_steps", "1",
         "--image_logging_steps", "2",
