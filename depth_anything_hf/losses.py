@@ -1,26 +1,26 @@
 """Training losses of Depth Anything (METHOD.md section 4).
 
-This file imports only ``torch``: the model file imports it and ``save_pretrained`` copies it next to
-the weights for ``trust_remote_code`` users.
+This file imports only `torch`. It stays in the package and does not travel with the weights: the model
+imports it only when `forward` is given labels.
 
 Conventions shared by every loss here:
 
-- Maps are ``[B, H, W]`` or ``[B, 1, H, W]``; masks are boolean (or 0/1) tensors of the same shape.
+- Maps are `[B, H, W]` or `[B, 1, H, W]`; masks are boolean (or 0/1) tensors of the same shape.
 - Losses are computed in float32 (inputs are upcast), so they are safe under bf16 autocast.
 - A loss never returns NaN. A sample that cannot be compared (fewer than two valid pixels, a map
   without spread) contributes nothing; when nothing can be compared the result is an exact zero that
-  is still attached to the prediction's graph, so ``backward()`` works in every training step.
+  is still attached to the prediction's graph, so `backward()` works in every training step.
 """
 
 import math
-from typing import Callable, Optional, Tuple
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
 Tensor = torch.Tensor
 # (prediction, target, valid_mask) -> (per-pixel losses [B, H, W], counted pixels [B, H, W]).
-PixelLoss = Callable[[Tensor, Tensor, Tensor], Tuple[Tensor, Tensor]]
+PixelLoss = Callable[[Tensor, Tensor, Tensor], tuple[Tensor, Tensor]]
 
 # Below this spread a map is treated as constant: dividing by it would blow the loss up.
 MIN_SCALE = 1e-6
@@ -31,7 +31,7 @@ SILOG_VARIANCE_FLOOR = 1e-12
 
 
 def _as_maps(tensor: Tensor, name: str) -> Tensor:
-    """Return ``tensor`` as ``[B, H, W]``, accepting ``[B, H, W]`` or ``[B, 1, H, W]``."""
+    """Return `tensor` as `[B, H, W]`, accepting `[B, H, W]` or `[B, 1, H, W]`."""
     if not isinstance(tensor, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(tensor).__name__}")
     if tensor.dim() == 4 and tensor.shape[1] == 1:
@@ -41,8 +41,8 @@ def _as_maps(tensor: Tensor, name: str) -> Tensor:
     return tensor
 
 
-def _as_mask(mask: Optional[Tensor], like: Tensor, name: str) -> Tensor:
-    """Return ``mask`` as a boolean ``[B, H, W]`` map shaped like ``like``; ``None`` means all valid."""
+def _as_mask(mask: Tensor | None, like: Tensor, name: str) -> Tensor:
+    """Return `mask` as a boolean `[B, H, W]` map shaped like `like`; `None` means all valid."""
     if mask is None:
         return torch.ones_like(like, dtype=torch.bool)
     mask = _as_maps(mask, name)
@@ -58,15 +58,15 @@ def _check_same_shape(maps: Tensor, reference: Tensor, name: str, reference_name
         )
 
 
-def _mean_per_sample(pixel_losses: Tensor, counted: Tensor) -> Tuple[Tensor, Tensor]:
-    """Mean of ``pixel_losses`` over the counted pixels of each sample -> (losses [B], usable [B])."""
+def _mean_per_sample(pixel_losses: Tensor, counted: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean of `pixel_losses` over the counted pixels of each sample -> (losses [B], usable [B])."""
     count = counted.flatten(1).sum(1)
     losses = pixel_losses.flatten(1).sum(1) / count.clamp_min(1)
     return losses, count > 0
 
 
 def _mean_over_usable(losses: Tensor, usable: Tensor) -> Tensor:
-    """Mean of per-sample ``losses`` over usable samples; an attached 0 if none is usable.
+    """Mean of per-sample `losses` over usable samples; an attached 0 if none is usable.
 
     Multiplying instead of indexing keeps the graph and avoids a device sync.
     """
@@ -74,24 +74,24 @@ def _mean_over_usable(losses: Tensor, usable: Tensor) -> Tensor:
 
 
 def depth_to_normalized_disparity(
-    depth: Tensor, valid_mask: Optional[Tensor] = None, sky_mask: Optional[Tensor] = None
-) -> Tuple[Tensor, Tensor]:
+    depth: Tensor, valid_mask: Tensor | None = None, sky_mask: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
     """Turn ground-truth depth into the training target (METHOD.md section 4, "Targets").
 
-    Disparity ``1 / depth`` on valid pixels, min-max normalised to [0, 1] over the valid pixels of each
+    Disparity `1 / depth` on valid pixels, min-max normalised to [0, 1] over the valid pixels of each
     map (so the depth unit does not matter), sky set to 0 (infinitely far). Sky pixels count as
     supervision with target 0 even when their depth is invalid, as in the paper; other invalid
     pixels get 0 and are not supervised. A map whose valid disparity is constant becomes 1 there
     (nearer than sky); a map without valid pixels becomes all 0.
 
     Args:
-        depth: ``[B, H, W]`` or ``[B, 1, H, W]`` depth, any positive unit, any real dtype (uint16 is fine).
-        valid_mask: where ``depth`` is valid; ``None`` means every pixel. Non-positive or non-finite
+        depth: `[B, H, W]` or `[B, 1, H, W]` depth, any positive unit, any real dtype (uint16 is fine).
+        valid_mask: where `depth` is valid; `None` means every pixel. Non-positive or non-finite
             depth is always invalid.
-        sky_mask: where the sky is; ``None`` means no sky.
+        sky_mask: where the sky is; `None` means no sky.
 
     Returns:
-        ``(disparity, supervised_mask)``, both shaped like ``depth``; ``supervised_mask`` is
+        `(disparity, supervised_mask)`, both shaped like `depth`; `supervised_mask` is
         valid-and-not-sky or sky.
     """
     depth_maps = _as_maps(depth, "depth").float()
@@ -110,10 +110,10 @@ def depth_to_normalized_disparity(
 
 
 def masked_median(values: Tensor, mask: Tensor) -> Tensor:
-    """Median of each map over its own masked pixels -> ``[B]``.
+    """Median of each map over its own masked pixels -> `[B]`.
 
-    Exact *lower* median (the ``(n - 1) // 2``-th smallest of the ``n`` masked values, like
-    ``torch.median``): masked-out values are replaced by +inf and sorted to the end. A map without
+    Exact *lower* median (the `(n - 1) // 2`-th smallest of the `n` masked values, like
+    `torch.median`): masked-out values are replaced by +inf and sorted to the end. A map without
     masked pixels gets 0. Differentiable (the gradient goes to the selected pixel).
     """
     flat_values = values.flatten(1)
@@ -127,17 +127,15 @@ def masked_median(values: Tensor, mask: Tensor) -> Tensor:
     return torch.where(count > 0, median, 0.0)
 
 
-def normalize_affine_invariant(
-    maps: Tensor, mask: Tensor, min_scale: float = MIN_SCALE
-) -> Tuple[Tensor, Tensor]:
-    """Scale-and-shift normalisation of eq. 1-2: ``d_hat = (d - t(d)) / s(d)`` per map.
+def normalize_affine_invariant(maps: Tensor, mask: Tensor, min_scale: float = MIN_SCALE) -> tuple[Tensor, Tensor]:
+    """Scale-and-shift normalisation of eq. 1-2: `d_hat = (d - t(d)) / s(d)` per map.
 
-    ``t`` is the lower median of the map over its own masked pixels (see :func:`masked_median`), ``s``
-    the mean absolute deviation from ``t`` over the same pixels.
+    `t` is the lower median of the map over its own masked pixels (see `masked_median`), `s`
+    the mean absolute deviation from `t` over the same pixels.
 
     Returns:
-        ``(normalized [B, H, W], usable [B])``: a map is usable when it has at least two masked pixels
-        and ``s > min_scale``; ``normalized`` is 0 outside the mask and on unusable maps.
+        `(normalized [B, H, W], usable [B])`: a map is usable when it has at least two masked pixels
+        and `s > min_scale`; `normalized` is 0 outside the mask and on unusable maps.
     """
     maps = _as_maps(maps, "maps").float()
     mask = _as_mask(mask, maps, "mask")
@@ -151,7 +149,7 @@ def normalize_affine_invariant(
 
 
 def _drop_largest(pixel_losses: Tensor, counted: Tensor, fraction: float) -> Tensor:
-    """Remove from ``counted`` the ``floor(fraction * n)`` counted pixels with the largest loss per sample."""
+    """Remove from `counted` the `floor(fraction * n)` counted pixels with the largest loss per sample."""
     flat_losses = pixel_losses.detach().flatten(1)
     flat_counted = counted.flatten(1)
     drop_count = (flat_counted.sum(1) * fraction).floor().long()
@@ -165,18 +163,18 @@ def _drop_largest(pixel_losses: Tensor, counted: Tensor, fraction: float) -> Ten
 def affine_invariant_pixel_losses(
     prediction: Tensor,
     target: Tensor,
-    valid_mask: Optional[Tensor] = None,
+    valid_mask: Tensor | None = None,
     ignore_largest_fraction: float = 0.0,
-) -> Tuple[Tensor, Tensor]:
-    """Per-pixel terms ``|d_hat_pred - d_hat_gt|`` of the affine-invariant loss (eq. 1-2).
+) -> tuple[Tensor, Tensor]:
+    """Per-pixel terms `|d_hat_pred - d_hat_gt|` of the affine-invariant loss (eq. 1-2).
 
     Prediction and target are normalised separately over the valid pixels of each sample. With
-    ``ignore_largest_fraction`` (V2 uses 0.1 on pseudo-labeled images), the ``floor(fraction * n)``
+    `ignore_largest_fraction` (V2 uses 0.1 on pseudo-labeled images), the `floor(fraction * n)`
     counted pixels of each sample with the largest loss are no longer counted.
 
     Returns:
-        ``(pixel_losses [B, H, W], counted [B, H, W])``: ``counted`` marks the valid pixels of usable
-        samples that were not dropped; ``pixel_losses`` is 0 elsewhere.
+        `(pixel_losses [B, H, W], counted [B, H, W])`: `counted` marks the valid pixels of usable
+        samples that were not dropped; `pixel_losses` is 0 elsewhere.
     """
     prediction_maps = _as_maps(prediction, "prediction")
     target_maps = _as_maps(target, "target")
@@ -198,29 +196,29 @@ def affine_invariant_pixel_losses(
 def affine_invariant_loss(
     prediction: Tensor,
     target: Tensor,
-    valid_mask: Optional[Tensor] = None,
+    valid_mask: Tensor | None = None,
     ignore_largest_fraction: float = 0.0,
 ) -> Tensor:
-    """Affine-invariant loss of eq. 1-2: ``mean |d_hat_pred - d_hat_gt|`` over valid pixels.
+    """Affine-invariant loss of eq. 1-2: `mean |d_hat_pred - d_hat_gt|` over valid pixels.
 
     Averaged over the counted pixels of each sample, then over usable samples (see
-    :func:`affine_invariant_pixel_losses`, which also returns the per-pixel terms).
+    `affine_invariant_pixel_losses`, which also returns the per-pixel terms).
     """
     pixel_losses, counted = affine_invariant_pixel_losses(prediction, target, valid_mask, ignore_largest_fraction)
     return _mean_over_usable(*_mean_per_sample(pixel_losses, counted))
 
 
 def gradient_matching_per_sample(
-    prediction: Tensor, target: Tensor, valid_mask: Optional[Tensor] = None, scales: int = 4
-) -> Tuple[Tensor, Tensor]:
-    """Multi-scale gradient-matching loss of V2 per sample -> ``(losses [B], usable [B])`` (METHOD.md section 4;
+    prediction: Tensor, target: Tensor, valid_mask: Tensor | None = None, scales: int = 4
+) -> tuple[Tensor, Tensor]:
+    """Multi-scale gradient-matching loss of V2 per sample -> `(losses [B], usable [B])` (METHOD.md section 4;
     MiDaS, Ranftl et al., eq. 11).
 
-    On the residual ``R = d_hat_pred - d_hat_gt`` of the eq. 1-2 normalisation (the aligned maps of
-    the scale-and-shift-invariant loss it accompanies): at scale ``k = 0 .. scales-1`` the residual and
-    mask are subsampled with stride ``2**k``; the sum of ``|R(x+1) - R(x)|`` and ``|R(y+1) - R(y)|`` over
+    On the residual `R = d_hat_pred - d_hat_gt` of the eq. 1-2 normalisation (the aligned maps of
+    the scale-and-shift-invariant loss it accompanies): at scale `k = 0 .. scales-1` the residual and
+    mask are subsampled with stride `2**k`; the sum of `|R(x+1) - R(x)|` and `|R(y+1) - R(y)|` over
     neighbour pairs whose pixels are both valid is divided by the number of valid pixels at that
-    scale, and summed over scales. Samples that cannot be normalised get 0 and ``usable`` False.
+    scale, and summed over scales. Samples that cannot be normalised get 0 and `usable` False.
     """
     prediction_maps = _as_maps(prediction, "prediction")
     target_maps = _as_maps(target, "target")
@@ -249,23 +247,23 @@ def gradient_matching_per_sample(
 
 
 def gradient_matching_loss(
-    prediction: Tensor, target: Tensor, valid_mask: Optional[Tensor] = None, scales: int = 4
+    prediction: Tensor, target: Tensor, valid_mask: Tensor | None = None, scales: int = 4
 ) -> Tensor:
-    """Multi-scale gradient-matching loss of V2 (:func:`gradient_matching_per_sample`), averaged over usable
+    """Multi-scale gradient-matching loss of V2 (`gradient_matching_per_sample`), averaged over usable
     samples. V2 adds it with weight 2 to the affine-invariant loss."""
     return _mean_over_usable(*gradient_matching_per_sample(prediction, target, valid_mask, scales))
 
 
 def _area_weighted_regions(
-    per_sample_loss: Callable[[Tensor, Tensor, Tensor], Tuple[Tensor, Tensor]],
+    per_sample_loss: Callable[[Tensor, Tensor, Tensor], tuple[Tensor, Tensor]],
     student_prediction: Tensor,
     teacher_prediction_a: Tensor,
     teacher_prediction_b: Tensor,
     mix_mask: Tensor,
-    valid_mask: Optional[Tensor],
+    valid_mask: Tensor | None,
 ) -> Tensor:
-    """Eq. 6 for any per-sample loss ``(prediction, target, mask) -> (losses [B], usable [B])``: region M
-    against ``T(u_a)``, region 1-M against ``T(u_b)``, each on its own pixels, weighted by area, then averaged
+    """Eq. 6 for any per-sample loss `(prediction, target, mask) -> (losses [B], usable [B])`: region M
+    against `T(u_a)`, region 1-M against `T(u_b)`, each on its own pixels, weighted by area, then averaged
     over samples with at least one usable region."""
     student_maps = _as_maps(student_prediction, "student_prediction")
     teacher_maps_a = _as_maps(teacher_prediction_a, "teacher_prediction_a")
@@ -289,25 +287,25 @@ def cutmix_unlabeled_loss(
     teacher_prediction_a: Tensor,
     teacher_prediction_b: Tensor,
     mix_mask: Tensor,
-    valid_mask: Optional[Tensor] = None,
+    valid_mask: Tensor | None = None,
     pixel_loss: PixelLoss = affine_invariant_pixel_losses,
 ) -> Tensor:
-    """Unlabeled loss of the student on a CutMix image ``u_ab = u_a * M + u_b * (1 - M)`` (eq. 4-6).
+    """Unlabeled loss of the student on a CutMix image `u_ab = u_a * M + u_b * (1 - M)` (eq. 4-6).
 
-    ``L_u = (sum M / HW) * rho(S(u_ab), T(u_a)) over M + (sum (1-M) / HW) * rho(S(u_ab), T(u_b)) over 1-M``,
-    per sample, then averaged over samples with at least one usable region. ``rho`` is ``pixel_loss``
+    `L_u = (sum M / HW) * rho(S(u_ab), T(u_a)) over M + (sum (1-M) / HW) * rho(S(u_ab), T(u_b)) over 1-M`,
+    per sample, then averaged over samples with at least one usable region. `rho` is `pixel_loss`
     evaluated with each region as its own valid mask, so the affine-invariant normalisation happens
-    inside each region. Where CutMix was not applied (``M`` all ones) this is
-    ``rho(S(u_ab), T(u_a))``.
+    inside each region. Where CutMix was not applied (`M` all ones) this is
+    `rho(S(u_ab), T(u_a))`.
 
     Args:
-        student_prediction: ``S(u_ab)``.
-        teacher_prediction_a: ``T(u_a)``, the teacher on the clean image ``u_a``.
-        teacher_prediction_b: ``T(u_b)``.
-        mix_mask: ``M``, 1 where ``u_ab`` shows ``u_a`` (see ``data.transforms.sample_cutmix_mask``).
-        valid_mask: pixels to supervise at all; ``None`` means every pixel.
-        pixel_loss: ``(prediction, target, valid_mask) -> (pixel_losses, counted)``, e.g.
-            :func:`affine_invariant_pixel_losses` or a ``functools.partial`` of it.
+        student_prediction: `S(u_ab)`.
+        teacher_prediction_a: `T(u_a)`, the teacher on the clean image `u_a`.
+        teacher_prediction_b: `T(u_b)`.
+        mix_mask: `M`, 1 where `u_ab` shows `u_a` (see `data.transforms.sample_cutmix_mask`).
+        valid_mask: pixels to supervise at all; `None` means every pixel.
+        pixel_loss: `(prediction, target, valid_mask) -> (pixel_losses, counted)`, e.g.
+            `affine_invariant_pixel_losses` or a `functools.partial` of it.
     """
     return _area_weighted_regions(
         lambda prediction, target, mask: _mean_per_sample(*pixel_loss(prediction, target, mask)),
@@ -324,11 +322,11 @@ def cutmix_gradient_matching_loss(
     teacher_prediction_a: Tensor,
     teacher_prediction_b: Tensor,
     mix_mask: Tensor,
-    valid_mask: Optional[Tensor] = None,
+    valid_mask: Tensor | None = None,
     scales: int = 4,
 ) -> Tensor:
     """The V2 gradient-matching term on CutMix images, area-weighted per region as L_u is (eq. 6):
-    ``(sum M / HW) * G(S(u_ab), T(u_a)) over M + (sum (1-M) / HW) * G(S(u_ab), T(u_b)) over 1-M``."""
+    `(sum M / HW) * G(S(u_ab), T(u_a)) over M + (sum (1-M) / HW) * G(S(u_ab), T(u_b)) over 1-M`."""
     return _area_weighted_regions(
         lambda prediction, target, mask: gradient_matching_per_sample(prediction, target, mask, scales),
         student_prediction,
@@ -340,10 +338,10 @@ def cutmix_gradient_matching_loss(
 
 
 def feature_alignment_loss(student_features: Tensor, frozen_features: Tensor, alpha: float = 0.85) -> Tensor:
-    """Feature alignment loss of eq. 7 with the tolerance margin ``alpha``.
+    """Feature alignment loss of eq. 7 with the tolerance margin `alpha`.
 
-    Per patch ``cos_i = cos(f_i, f'_i)`` between student and frozen DINOv2 features ``[B, N, C]``;
-    patches with ``cos_i > alpha`` are left out; ``L_feat = 1 - mean of the kept cos_i`` over all kept
+    Per patch `cos_i = cos(f_i, f'_i)` between student and frozen DINOv2 features `[B, N, C]`;
+    patches with `cos_i > alpha` are left out; `L_feat = 1 - mean of the kept cos_i` over all kept
     patches of the batch. The frozen features are detached. Without kept patches: an attached 0.
     """
     for features, name in ((student_features, "student_features"), (frozen_features, "frozen_features")):
@@ -363,17 +361,17 @@ def feature_alignment_loss(student_features: Tensor, frozen_features: Tensor, al
 def silog_loss(
     prediction: Tensor,
     target: Tensor,
-    valid_mask: Optional[Tensor] = None,
+    valid_mask: Tensor | None = None,
     lambd: float = 0.5,
     min_depth: float = 1e-3,
-    max_depth: Optional[float] = None,
+    max_depth: float | None = None,
 ) -> Tensor:
     """Scale-invariant log loss for V2 metric fine-tuning (METHOD.md section 4, "Metric fine-tuning").
 
-    ``sqrt(mean(g^2) - lambd * mean(g)^2)`` with ``g = log target - log prediction`` over the valid
-    pixels of the whole batch whose target lies in ``[min_depth, max_depth]`` (``None``: no upper cap),
+    `sqrt(mean(g^2) - lambd * mean(g)^2)` with `g = log target - log prediction` over the valid
+    pixels of the whole batch whose target lies in `[min_depth, max_depth]` (`None`: no upper cap),
     as in the official V2 metric-depth code. Unlike that code it stays finite: the prediction is
-    floored at ``SILOG_PREDICTION_FLOOR`` inside the log, the square root gets zero gradient at a
+    floored at `SILOG_PREDICTION_FLOOR` inside the log, the square root gets zero gradient at a
     perfect prediction, and no valid pixel gives an attached 0.
     """
     prediction_maps = _as_maps(prediction, "prediction").float()

@@ -1,17 +1,17 @@
 """Training transforms: paired geometry, strong perturbation and CutMix (METHOD.md sections 3-4).
 
 All transforms work on batched tensors on any device and draw every random choice from an optional
-``torch.Generator``, so a run reproduces from its seed. Each sample of a batch gets its own draw.
+`torch.Generator`, so a run reproduces from its seed. Each sample of a batch gets its own draw.
 
-Why kornia: its functional ops (``kornia.enhance``, ``kornia.color``, ``kornia.filters``) take one
+Why kornia: its functional ops (`kornia.enhance`, `kornia.color`, `kornia.filters`) take one
 factor per sample as a tensor, so a whole batch is perturbed in one call on the GPU. Its
-augmentation modules, like ``torchvision.transforms.v2`` (not a dependency; v2 would also draw one
-parameter set per call, not per sample), draw from the global RNG, which a ``torch.Generator``
+augmentation modules, like `torchvision.transforms.v2` (not a dependency; v2 would also draw one
+parameter set per call, not per sample), draw from the global RNG, which a `torch.Generator`
 cannot seed; so this module samples the parameters itself and hands them to the kornia ops.
 """
 
 import math
-from typing import NamedTuple, Optional, Tuple
+from typing import NamedTuple
 
 import kornia
 import torch
@@ -20,10 +20,8 @@ import torch.nn.functional as F
 Tensor = torch.Tensor
 
 
-def _uniform(
-    low: float, high: float, size: int, generator: Optional[torch.Generator], device: torch.device
-) -> Tensor:
-    """``size`` draws from U(low, high), sampled on the generator's device and moved to ``device``."""
+def _uniform(low: float, high: float, size: int, generator: torch.Generator | None, device: torch.device) -> Tensor:
+    """`size` draws from U(low, high), sampled on the generator's device and moved to `device`."""
     sample_device = generator.device if generator is not None else device
     return (low + (high - low) * torch.rand(size, generator=generator, device=sample_device)).to(device)
 
@@ -31,13 +29,13 @@ def _uniform(
 class StrongPerturbation:
     """Strong colour perturbation of the student's unlabeled input (METHOD.md section 4, stage 2).
 
-    As in UniMatch: colour jitter with probability ``jitter_probability`` (brightness, contrast and
+    As in UniMatch: colour jitter with probability `jitter_probability` (brightness, contrast and
     saturation factors from U(1 - x, 1 + x), hue shift from U(-hue, hue) turns, applied in this fixed
     order, where torchvision draws a random order), grayscale with probability
-    ``grayscale_probability``, Gaussian blur with probability ``blur_probability`` and sigma from
+    `grayscale_probability`, Gaussian blur with probability `blur_probability` and sigma from
     U(*blur_sigma). Every sample draws its own choices.
 
-    Call it on ``[B, 3, H, W]`` float RGB in [0, 1] BEFORE ImageNet normalisation; the result is a new
+    Call it on `[B, 3, H, W]` float RGB in [0, 1] BEFORE ImageNet normalisation; the result is a new
     tensor in [0, 1] and the input is left unmodified.
     """
 
@@ -50,7 +48,7 @@ class StrongPerturbation:
         hue: float = 0.25,
         grayscale_probability: float = 0.2,
         blur_probability: float = 0.5,
-        blur_sigma: Tuple[float, float] = (0.1, 2.0),
+        blur_sigma: tuple[float, float] = (0.1, 2.0),
     ):
         for name, value, upper in (
             ("jitter_probability", jitter_probability, 1.0),
@@ -76,7 +74,7 @@ class StrongPerturbation:
         # Three sigmas on each side hold 99.7% of the Gaussian's mass.
         self.blur_kernel_size = 2 * math.ceil(3 * blur_sigma[1]) + 1
 
-    def __call__(self, images: Tensor, generator: Optional[torch.Generator] = None) -> Tensor:
+    def __call__(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
         if not isinstance(images, torch.Tensor):
             raise TypeError(f"images must be a torch.Tensor, got {type(images).__name__}")
         if images.dim() != 4 or images.shape[1] != 3 or not images.is_floating_point():
@@ -113,16 +111,16 @@ def sample_cutmix_mask(
     height: int,
     width: int,
     probability: float = 0.5,
-    generator: Optional[torch.Generator] = None,
-    device: Optional[torch.device] = None,
-    area_range: Tuple[float, float] = (0.02, 0.4),
-    aspect_range: Tuple[float, float] = (0.3, 1 / 0.3),
+    generator: torch.Generator | None = None,
+    device: torch.device | None = None,
+    area_range: tuple[float, float] = (0.02, 0.4),
+    aspect_range: tuple[float, float] = (0.3, 1 / 0.3),
 ) -> Tensor:
-    """CutMix masks ``M`` for eq. 4, ``u_ab = u_a * M + u_b * (1 - M)`` -> float ``[B, H, W]``.
+    """CutMix masks `M` for eq. 4, `u_ab = u_a * M + u_b * (1 - M)` -> float `[B, H, W]`.
 
-    ``M`` is 1 where the mixed image shows ``u_a``. With probability ``probability`` a sample gets
-    CutMix: ``M`` is 1 inside one rectangle, i.e. a box of ``u_a`` pasted onto ``u_b``, and 0
-    elsewhere; otherwise ``M`` is all ones (``u_ab = u_a``). UniMatch-style box: area fraction from
+    `M` is 1 where the mixed image shows `u_a`. With probability `probability` a sample gets
+    CutMix: `M` is 1 inside one rectangle, i.e. a box of `u_a` pasted onto `u_b`, and 0
+    elsewhere; otherwise `M` is all ones (`u_ab = u_a`). UniMatch-style box: area fraction from
     U(*area_range), height/width ratio from U(*aspect_range) restricted to ratios that fit in the
     image, position uniform among those that fit.
     """
@@ -157,7 +155,7 @@ def sample_cutmix_mask(
 
 
 def apply_cutmix(images_a: Tensor, images_b: Tensor, mask: Tensor) -> Tensor:
-    """Eq. 4: ``u_ab = u_a * M + u_b * (1 - M)`` for images ``[B, C, H, W]`` and masks ``[B, H, W]``."""
+    """Eq. 4: `u_ab = u_a * M + u_b * (1 - M)` for images `[B, C, H, W]` and masks `[B, H, W]`."""
     if images_a.dim() != 4 or images_a.shape != images_b.shape:
         raise ValueError(
             f"images_a and images_b must both be [B, C, H, W] of one shape, got "
@@ -170,26 +168,26 @@ def apply_cutmix(images_a: Tensor, images_b: Tensor, mask: Tensor) -> Tensor:
 
 
 class PairedSample(NamedTuple):
-    """Output of :class:`PairedResizeCropFlip`; a map that was not given stays ``None``."""
+    """Output of `PairedResizeCropFlip`; a map that was not given stays `None`."""
 
     image: Tensor
     depth: Tensor
-    valid_mask: Optional[Tensor]
-    sky_mask: Optional[Tensor]
+    valid_mask: Tensor | None
+    sky_mask: Tensor | None
 
 
 class PairedResizeCropFlip:
-    """Training geometry (METHOD.md section 3): short side to ``resolution``, random square crop of
-    ``resolution``, horizontal flip with probability ``flip_probability``.
+    """Training geometry (METHOD.md section 3): short side to `resolution`, random square crop of
+    `resolution`, horizontal flip with probability `flip_probability`.
 
     The same crop and flip apply to the image, depth, valid mask and sky mask. The image is resized
-    with ``image_interpolation`` (bicubic without antialias, as the official cv2 pipeline; clamped back
+    with `image_interpolation` (bicubic without antialias, as the official cv2 pipeline; clamped back
     to [0, 1]); depth and masks are resized with nearest-exact sampling, so no value is ever
     interpolated across invalid pixels and their dtype is kept.
 
-    Call it on one sample (image ``[3, H, W]``, maps ``[H, W]`` or ``[1, H, W]``) or a batch (image
-    ``[B, 3, H, W]``, maps ``[B, H, W]`` or ``[B, 1, H, W]``; each sample draws its own crop and flip).
-    Outputs keep the input layouts with ``H = W = resolution``. Images are float RGB in [0, 1].
+    Call it on one sample (image `[3, H, W]`, maps `[H, W]` or `[1, H, W]`) or a batch (image
+    `[B, 3, H, W]`, maps `[B, H, W]` or `[B, 1, H, W]`; each sample draws its own crop and flip).
+    Outputs keep the input layouts with `H = W = resolution`. Images are float RGB in [0, 1].
     """
 
     def __init__(self, resolution: int, flip_probability: float = 0.5, image_interpolation: str = "bicubic"):
@@ -207,9 +205,9 @@ class PairedResizeCropFlip:
         self,
         image: Tensor,
         depth: Tensor,
-        valid_mask: Optional[Tensor] = None,
-        sky_mask: Optional[Tensor] = None,
-        generator: Optional[torch.Generator] = None,
+        valid_mask: Tensor | None = None,
+        sky_mask: Tensor | None = None,
+        generator: torch.Generator | None = None,
     ) -> PairedSample:
         if not isinstance(image, torch.Tensor):
             raise TypeError(f"image must be a torch.Tensor, got {type(image).__name__}")
@@ -253,7 +251,7 @@ class PairedResizeCropFlip:
 
     @staticmethod
     def _as_batched_map(value: Tensor, name: str, image: Tensor) -> Tensor:
-        """``value`` as ``[B, 1, H, W]`` after checking it matches ``image``'s batch and size."""
+        """`value` as `[B, 1, H, W]` after checking it matches `image`'s batch and size."""
         if not isinstance(value, torch.Tensor):
             raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
         spatial = tuple(image.shape[-2:])
@@ -267,6 +265,6 @@ class PairedResizeCropFlip:
 
     @staticmethod
     def _gather(batched: Tensor, rows: Tensor, columns: Tensor) -> Tensor:
-        """``out[b, c, i, j] = batched[b, c, rows[b, i], columns[b, j]]``."""
+        """`out[b, c, i, j] = batched[b, c, rows[b, i], columns[b, j]]`."""
         batch_index = torch.arange(batched.shape[0], device=batched.device)[:, None, None]
         return batched[batch_index, :, rows[:, :, None], columns[:, None, :]].permute(0, 3, 1, 2)
