@@ -8,7 +8,7 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     packages=find_packages(include=["depth_anything_hf", "depth_anything_hf.*"]),
-    package_data={"depth_anything_hf": ["model_card_template.md", "evaluation/depth_metrics/*"]},
+    package_data={"depth_anything_hf": ["hub/model_card_template.md", "evaluation/depth_metrics/*"]},
     python_requires=">=3.10",
     install_requires=[
         "torch>=2.6",

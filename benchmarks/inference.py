@@ -1,9 +1,9 @@
 """Inference latency: our model against transformers' DepthAnythingForDepthEstimation on the same weights.
 
-    python benchmarks/inference.py                       # ViT-S, 518x518, batch 1 and 8, fp32 and bf16
+    python benchmarks/inference.py                       # ViT-S, 518x518, batch 1 and 8, fp32 and bf16 autocast
     python benchmarks/inference.py --variant v2-base --batch_sizes 1 --iterations 5
 
-Prints one row per (dtype, batch size) with the milliseconds per image of each model and the ratio
+Prints one row per (--mixed_precision, batch size) with the milliseconds per image of each model and the ratio
 transformers / ours (> 1 means we are faster). Weights are random: speed does not depend on them.
 """
 
@@ -16,6 +16,7 @@ import torch
 from transformers import DepthAnythingForDepthEstimation
 
 from depth_anything_hf import DepthAnythingHFConfig, DepthAnythingHFForDepthEstimation
+from depth_anything_hf.mixed_precision import MIXED_PRECISION_CHOICES, autocast_dtype
 
 
 def parse_args():
@@ -23,7 +24,7 @@ def parse_args():
     parser.add_argument("--variant", default="v2-small", help="official variant, e.g. v2-small or v1-large")
     parser.add_argument("--resolution", type=int, default=518)
     parser.add_argument("--batch_sizes", type=int, nargs="+", default=[1, 8])
-    parser.add_argument("--dtypes", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
+    parser.add_argument("--mixed_precision", nargs="+", default=["no", "bf16"], choices=MIXED_PRECISION_CHOICES)
     parser.add_argument("--iterations", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -36,9 +37,10 @@ def synchronize(device: torch.device) -> None:
 
 
 @torch.inference_mode()
-def milliseconds_per_image(model, pixel_values, dtype, iterations, warmup) -> float:
+def milliseconds_per_image(model, pixel_values, mixed_precision, iterations, warmup) -> float:
     device = pixel_values.device
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype == "bf16")
+    dtype = autocast_dtype(mixed_precision)
+    autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
     timings = []
     for step in range(warmup + iterations):
         synchronize(device)
@@ -63,14 +65,14 @@ def main():
 
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
     print(f"{args.variant} at {args.resolution}x{args.resolution} on {name}, torch {torch.__version__}")
-    print("| dtype | batch | ours ms/img | transformers ms/img | transformers / ours |")
+    print("| mixed precision | batch | ours ms/img | transformers ms/img | transformers / ours |")
     print("|---|---|---|---|---|")
-    for dtype in args.dtypes:
+    for mixed_precision in args.mixed_precision:
         for batch_size in args.batch_sizes:
             pixel_values = torch.randn(batch_size, 3, args.resolution, args.resolution, device=device)
-            ours_ms = milliseconds_per_image(ours, pixel_values, dtype, args.iterations, args.warmup)
-            theirs_ms = milliseconds_per_image(theirs, pixel_values, dtype, args.iterations, args.warmup)
-            print(f"| {dtype} | {batch_size} | {ours_ms:.2f} | {theirs_ms:.2f} | {theirs_ms / ours_ms:.2f} |")
+            ours_ms = milliseconds_per_image(ours, pixel_values, mixed_precision, args.iterations, args.warmup)
+            theirs_ms = milliseconds_per_image(theirs, pixel_values, mixed_precision, args.iterations, args.warmup)
+            print(f"| {mixed_precision} | {batch_size} | {ours_ms:.2f} | {theirs_ms:.2f} | {theirs_ms / ours_ms:.2f} |")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
     python benchmarks/training.py                                   # ViT-S at 266 and 518, bf16 on CUDA
     python benchmarks/training.py --resolutions 266 --steps 3 --warmup_steps 1 --batch_size 3   # a quick CPU run
 
-1. Student step (images/s): our training step (`depth_anything_hf.engine`: strong perturbation + CutMix,
+1. Student step (images/s): our training step (`depth_anything_hf.training`: strong perturbation + CutMix,
    one forward of labeled and CutMix images with encoder features, the frozen DINOv2 for feature alignment,
    L_l + L_u + L_feat, backward, AdamW) against a plain loop doing the same with transformers'
    `DepthAnythingForDepthEstimation` and `Dinov2Backbone` on the same weights and the same loss functions.
@@ -26,9 +26,10 @@ from PIL import Image
 from transformers import DepthAnythingForDepthEstimation
 
 from depth_anything_hf import DepthAnythingHFConfig, DepthAnythingHFForDepthEstimation, DepthAnythingHFImageProcessor
-from depth_anything_hf.data.transforms import StrongPerturbation
-from depth_anything_hf.data_engine.labeling import AUTOCAST_DTYPES, label_images, predict_pseudo_disparity
+from depth_anything_hf.data.transforms import StrongPerturbation, cutmix_partners
+from depth_anything_hf.data_engine.labeling import label_images, predict_pseudo_disparity
 from depth_anything_hf.losses import affine_invariant_loss, cutmix_unlabeled_loss, feature_alignment_loss
+from depth_anything_hf.mixed_precision import MIXED_PRECISION_CHOICES, autocast_dtype
 from depth_anything_hf.training.batches import DepthBatch, normalize_images, split_batch_size
 from depth_anything_hf.training.encoder_init import FrozenFeatureEncoder
 from depth_anything_hf.training.objectives import StudentLossSettings, perturb_and_mix, student_losses
@@ -45,7 +46,7 @@ def parse_args():
     parser.add_argument("--labeling_batch_size", type=int, default=8)
     parser.add_argument("--photo_size", type=int, nargs=2, default=[480, 640], help="height width of the photos")
     default_precision = "bf16" if torch.cuda.is_available() else "no"
-    parser.add_argument("--mixed_precision", choices=["no", "bf16", "fp16"], default=default_precision)
+    parser.add_argument("--mixed_precision", choices=MIXED_PRECISION_CHOICES, default=default_precision)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     return parser.parse_args()
 
@@ -111,7 +112,7 @@ def plain_student_step(model, frozen_backbone, optimizer, labeled, pseudo_labele
     prediction = outputs.predicted_depth
     loss_labeled = affine_invariant_loss(prediction[:num_labeled], labeled.disparity, labeled.supervised_mask)
     loss_unlabeled = cutmix_unlabeled_loss(
-        prediction[num_labeled:], pseudo_labeled.disparity, pseudo_labeled.disparity.roll(1, dims=0), mix_mask
+        prediction[num_labeled:], pseudo_labeled.disparity, cutmix_partners(pseudo_labeled.disparity), mix_mask
     )
     loss_feature = feature_alignment_loss(student_features, frozen_features, 0.85)
     ((loss_labeled + loss_unlabeled + loss_feature) / 3).backward()
@@ -166,19 +167,19 @@ def benchmark_pseudo_labeling(args, device) -> None:
         for _ in range(args.labeling_batch_size)
     ]
     pixel_values = processor.preprocess(photos, return_tensors="pt")["pixel_values"].to(device)
-    autocast_dtype = AUTOCAST_DTYPES[args.mixed_precision]
+    dtype = autocast_dtype(args.mixed_precision)
     batch_size = args.labeling_batch_size
 
     def bare_forward():
-        with torch.no_grad(), torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+        with torch.no_grad(), torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             teacher(pixel_values)
 
     bare = images_per_second(bare_forward, batch_size, args.steps, args.warmup_steps, device)
     engine_forward = images_per_second(
-        lambda: predict_pseudo_disparity(teacher, pixel_values, autocast_dtype), batch_size, args.steps, args.warmup_steps, device
+        lambda: predict_pseudo_disparity(teacher, pixel_values, dtype), batch_size, args.steps, args.warmup_steps, device
     )
     engine_from_photos = images_per_second(
-        lambda: label_images(teacher, processor, photos, autocast_dtype), batch_size, args.steps, args.warmup_steps, device
+        lambda: label_images(teacher, processor, photos, dtype), batch_size, args.steps, args.warmup_steps, device
     )
     input_size = "x".join(str(side) for side in pixel_values.shape[-2:])
     print(f"\nPseudo-labelling, {args.variant} teacher, {height}x{width} photos -> {input_size} input, batch {batch_size}, {args.mixed_precision}")
@@ -192,8 +193,8 @@ def benchmark_pseudo_labeling(args, device) -> None:
 def main():
     args = parse_args()
     device = torch.device(args.device)
-    autocast_dtype = AUTOCAST_DTYPES[args.mixed_precision]
-    autocast = torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None)
+    dtype = autocast_dtype(args.mixed_precision)
+    autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
     print(f"{name}, torch {torch.__version__}, median of {args.steps} steps after {args.warmup_steps} warm-up steps")
     benchmark_student(args, device, autocast)

@@ -1,4 +1,4 @@
-"""Conversion between our parameter layout and the two layouts users have (METHOD.md section 2):
+"""Conversion between our parameter layout and the two layouts users have (docs/method.md section 2):
 
 - the official `.pth` state dicts of Depth Anything V1/V2 (`pretrained.*` encoder, `depth_head.*` DPT head),
   whose names our encoder mirrors;
@@ -19,9 +19,7 @@ from transformers import DepthAnythingConfig, Dinov2Config
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from transformers.utils import cached_file
 
-from .configuration_depth_anything_hf import TAPPED_LAYERS, DepthAnythingHFConfig
-
-_SIZE_BY_HIDDEN_SIZE = {384: "small", 768: "base", 1024: "large", 1536: "giant"}
+from .configuration_depth_anything_hf import SIZE_OF_HIDDEN_SIZE, TAPPED_LAYERS, DepthAnythingHFConfig
 
 # (pattern in our layout, replacement in the official layout); applied to our keys in order.
 _OFFICIAL_RENAMES = [
@@ -116,10 +114,10 @@ def config_from_official_state_dict(
             f"(first keys: {list(state_dict)[:5]})"
         )
     hidden_size = state_dict["pretrained.cls_token"].shape[-1]
-    if hidden_size not in _SIZE_BY_HIDDEN_SIZE:
-        raise CheckpointMismatchError(f"Unknown encoder width {hidden_size}; expected one of {list(_SIZE_BY_HIDDEN_SIZE)}")
+    if hidden_size not in SIZE_OF_HIDDEN_SIZE:
+        raise CheckpointMismatchError(f"Unknown encoder width {hidden_size}; expected one of {list(SIZE_OF_HIDDEN_SIZE)}")
     return DepthAnythingHFConfig.from_variant(
-        version, _SIZE_BY_HIDDEN_SIZE[hidden_size], depth_estimation_type=depth_estimation_type, max_depth=max_depth
+        version, SIZE_OF_HIDDEN_SIZE[hidden_size], depth_estimation_type=depth_estimation_type, max_depth=max_depth
     )
 
 

@@ -59,11 +59,7 @@ def run_convert(args) -> None:
         model.export_to_transformers(args.output_dir)
     else:
         model.save_pretrained(args.output_dir)
-        processor = DepthAnythingHFImageProcessor(
-            depth_estimation_type=model.config.depth_estimation_type,
-            align_corners=model.config.upsample_align_corners,
-        )
-        processor.save_pretrained(args.output_dir)
+        DepthAnythingHFImageProcessor.from_model_config(model.config).save_pretrained(args.output_dir)
     logger.warning(f"Wrote a {args.to} checkpoint to {args.output_dir}")
 
 

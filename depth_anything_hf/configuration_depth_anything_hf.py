@@ -6,13 +6,15 @@ This file imports only transformers so that `save_pretrained` can copy it next t
 
 from transformers import PreTrainedConfig
 
-# Encoder and decoder sizes of the released models (METHOD.md section 1).
+# Encoder and decoder sizes of the released models (docs/method.md section 1).
 _ENCODER_SIZES = {
     "small": {"hidden_size": 384, "num_hidden_layers": 12, "num_attention_heads": 6},
     "base": {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12},
     "large": {"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16},
     "giant": {"hidden_size": 1536, "num_hidden_layers": 40, "num_attention_heads": 24, "use_swiglu_ffn": True},
 }
+# The release size of each encoder width ("small" ... "giant"); other widths are no release.
+SIZE_OF_HIDDEN_SIZE = {encoder["hidden_size"]: size for size, encoder in _ENCODER_SIZES.items()}
 _DECODER_SIZES = {
     "small": {"fusion_hidden_size": 64, "neck_hidden_sizes": [48, 96, 192, 384]},
     "base": {"fusion_hidden_size": 128, "neck_hidden_sizes": [96, 192, 384, 768]},
@@ -188,4 +190,4 @@ class DepthAnythingHFConfig(PreTrainedConfig):
         return cls.from_variant(parts[0], parts[1], **kwargs)
 
 
-__all__ = ["DepthAnythingHFConfig", "TAPPED_LAYERS"]
+__all__ = ["DepthAnythingHFConfig", "SIZE_OF_HIDDEN_SIZE", "TAPPED_LAYERS"]

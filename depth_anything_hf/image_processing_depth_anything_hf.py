@@ -1,4 +1,4 @@
-"""Pre- and post-processing of Depth Anything (METHOD.md section 3).
+"""Pre- and post-processing of Depth Anything (docs/method.md section 3).
 
 This file imports only transformers, torch, numpy, PIL and the standard library, so that `save_pretrained`
 can copy it next to the weights for `trust_remote_code` users who do not have this package.
@@ -81,7 +81,7 @@ def get_resize_output_size(
     ensure_multiple_of: int,
     resize_mode: str,
 ) -> tuple[int, int]:
-    """(height, width) the official `Resize` transform produces for an image of `input_size` (METHOD.md section 3).
+    """(height, width) the official `Resize` transform produces for an image of `input_size` (docs/method.md section 3).
 
     With `keep_aspect_ratio`, one scale is used for both sides: "lower_bound" takes the larger of the two
     per-side scales, so both sides reach at least the target (the official Depth Anything setting);
@@ -290,6 +290,17 @@ class DepthAnythingHFImageProcessor(BaseImageProcessor):
         self.image_std = list(image_std)
         self.depth_estimation_type = _check_depth_estimation_type(depth_estimation_type)
         self.align_corners = align_corners
+
+    @classmethod
+    def from_model_config(cls, config, **kwargs) -> "DepthAnythingHFImageProcessor":
+        """The processor for a model of `config` (a `DepthAnythingHFConfig`): post-processing names its output
+        (`depth_estimation_type`) and resizes it back as the official code of its release does
+        (`config.upsample_align_corners`). `kwargs` set the other options, e.g. `size`."""
+        return cls(
+            depth_estimation_type=config.depth_estimation_type,
+            align_corners=config.upsample_align_corners,
+            **kwargs,
+        )
 
     def preprocess(
         self,

@@ -1,4 +1,4 @@
-"""Training losses of Depth Anything (METHOD.md section 4).
+"""Training losses of Depth Anything (docs/method.md section 4).
 
 This file imports only `torch`. It stays in the package and does not travel with the weights: the model
 imports it only when `forward` is given labels.
@@ -76,7 +76,7 @@ def _mean_over_usable(losses: Tensor, usable: Tensor) -> Tensor:
 def depth_to_normalized_disparity(
     depth: Tensor, valid_mask: Tensor | None = None, sky_mask: Tensor | None = None
 ) -> tuple[Tensor, Tensor]:
-    """Turn ground-truth depth into the training target (METHOD.md section 4, "Targets").
+    """Turn ground-truth depth into the training target (docs/method.md section 4, "Targets").
 
     Disparity `1 / depth` on valid pixels, min-max normalised to [0, 1] over the valid pixels of each
     map (so the depth unit does not matter), sky set to 0 (infinitely far). Sky pixels count as
@@ -211,7 +211,7 @@ def affine_invariant_loss(
 def gradient_matching_per_sample(
     prediction: Tensor, target: Tensor, valid_mask: Tensor | None = None, scales: int = 4
 ) -> tuple[Tensor, Tensor]:
-    """Multi-scale gradient-matching loss of V2 per sample -> `(losses [B], usable [B])` (METHOD.md section 4;
+    """Multi-scale gradient-matching loss of V2 per sample -> `(losses [B], usable [B])` (docs/method.md section 4;
     MiDaS, Ranftl et al., eq. 11).
 
     On the residual `R = d_hat_pred - d_hat_gt` of the eq. 1-2 normalisation (the aligned maps of
@@ -366,7 +366,7 @@ def silog_loss(
     min_depth: float = 1e-3,
     max_depth: float | None = None,
 ) -> Tensor:
-    """Scale-invariant log loss for V2 metric fine-tuning (METHOD.md section 4, "Metric fine-tuning").
+    """Scale-invariant log loss for V2 metric fine-tuning (docs/method.md section 4, "Metric fine-tuning").
 
     `sqrt(mean(g^2) - lambd * mean(g)^2)` with `g = log target - log prediction` over the valid
     pixels of the whole batch whose target lies in `[min_depth, max_depth]` (`None`: no upper cap),

@@ -1,4 +1,4 @@
-"""Depth Anything (V1 and V2): a DINOv2 ViT encoder and a DPT decoder (METHOD.md section 1).
+"""Depth Anything (V1 and V2): a DINOv2 ViT encoder and a DPT decoder (docs/method.md section 1).
 
 This file imports only torch, transformers and its sibling `configuration_depth_anything_hf`, so that
 `save_pretrained` copies the two next to the weights for `trust_remote_code` users (transformers'
@@ -379,7 +379,7 @@ class DepthAnythingHFForDepthEstimation(DepthAnythingHFPreTrainedModel):
                 Normalised images; height and width must be multiples of `config.patch_size` (14).
             labels (`torch.FloatTensor` of shape `(batch_size, height, width)`, *optional*):
                 Target disparity (relative models) or depth (metric models). With labels, the affine-invariant
-                loss of METHOD.md eq. 1-2 is returned as `loss`.
+                loss of docs/method.md eq. 1-2 is returned as `loss`.
             valid_mask (`torch.BoolTensor` of shape `(batch_size, height, width)`, *optional*):
                 Pixels of `labels` that count in the loss; all pixels by default.
             output_hidden_states (`bool`, *optional*):
@@ -445,7 +445,7 @@ class DepthAnythingHFForDepthEstimation(DepthAnythingHFPreTrainedModel):
     ) -> "DepthAnythingHFForDepthEstimation":
         """Load an official Depth Anything `.pth` (V1 or V2; plain state dict or `{"model": ...}` with `module.`
         prefixes). The size is inferred from the weights; `version` decides which blocks the decoder taps, which
-        the weights cannot tell (METHOD.md section 1), so it must be given.
+        the weights cannot tell (docs/method.md section 1), so it must be given.
 
         Every official key must be used and every parameter filled, or a `CheckpointMismatchError` lists what
         does not match.

@@ -3,7 +3,7 @@
     python model_cards/generate_example_cards.py
 
 One card per release in `depth_anything_hf.hub.OFFICIAL_RELEASES`, rendered from
-`depth_anything_hf/model_card_template.md` for a repository `EXAMPLE_NAMESPACE/<Release-Title>`.
+`depth_anything_hf/hub/model_card_template.md` for a repository `EXAMPLE_NAMESPACE/<Release-Title>`.
 The evaluation tables hold the numbers reported in the papers, labelled as such; nothing in them
 was measured here. tests/test_model_cards.py checks that the files match this script's output.
 """

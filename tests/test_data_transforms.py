@@ -2,7 +2,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from depth_anything_hf.data.transforms import PairedResizeCropFlip, StrongPerturbation, apply_cutmix, sample_cutmix_mask
+from depth_anything_hf.data.transforms import (
+    PairedResizeCropFlip,
+    StrongPerturbation,
+    apply_cutmix,
+    cutmix_partners,
+    cutmix_with_partners,
+    sample_cutmix_mask,
+)
 
 
 def seeded(seed: int) -> torch.Generator:
@@ -110,6 +117,20 @@ def test_apply_cutmix_follows_eq_4():
     torch.testing.assert_close(mixed, images_a * mask[:, None] + images_b * (1 - mask[:, None]))
     with pytest.raises(ValueError, match="mask"):
         apply_cutmix(images_a, images_b, mask[:, :5])
+
+
+def test_cutmix_pairs_each_sample_with_the_one_before_it_for_images_and_targets():
+    # Sample i is filled with the value i: its partner is sample i - 1, and sample 0's partner is the last one.
+    maps = torch.arange(3.0)[:, None, None].expand(3, 4, 4).clone()
+    assert cutmix_partners(maps)[:, 0, 0].tolist() == [2.0, 0.0, 1.0]
+    mask = torch.zeros(3, 4, 4)
+    mask[:, 1:3, 0:2] = 1  # the pasted box of every sample
+    mask[2] = 1  # no CutMix on the last sample
+    mixed_maps = cutmix_with_partners(maps, mask)
+    assert mixed_maps[:, 1, 0].tolist() == [0.0, 1.0, 2.0]  # inside the box: the sample itself
+    assert mixed_maps[:, 0, 3].tolist() == [2.0, 0.0, 2.0]  # outside: its partner, unless no CutMix
+    mixed_images = cutmix_with_partners(maps[:, None].expand(3, 3, 4, 4), mask)
+    assert torch.equal(mixed_images, mixed_maps[:, None].expand(3, 3, 4, 4))
 
 
 # --- paired geometry ------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from depth_anything_hf import DepthAnythingHFForDepthEstimation, __version__
 from depth_anything_hf.data import middlebury_motorcycle_sample, sample_to_tensors
 from depth_anything_hf.evaluation import compute_metrics, get_preset
-from depth_anything_hf.evaluation.runner import add_eval_parser, evaluate_model, parse_dataset_spec
+from depth_anything_hf.evaluation.runner import add_eval_parser, evaluate_model, evaluation_dataset
 from depth_anything_hf.image_processing_depth_anything_hf import DepthAnythingHFImageProcessor
 
 HELD_OUT = "train[-10%:]"
@@ -88,7 +88,7 @@ def test_eval_cli_writes_results_json_and_prints_the_table(tiny_checkpoint, synt
 
 
 def test_batching_does_not_change_the_metrics(tiny_checkpoint, synthetic_rgbd):
-    datasets = [parse_dataset_spec(f"rgbd_folder={synthetic_rgbd}")]
+    datasets = [evaluation_dataset(f"rgbd_folder={synthetic_rgbd}")]
     one_by_one = evaluate_model(str(tiny_checkpoint), datasets, batch_size=1, split=HELD_OUT, max_images=3)
     batched = evaluate_model(str(tiny_checkpoint), datasets, batch_size=3, split=HELD_OUT, max_images=3)
     for name, value in one_by_one["evaluations"][0]["metrics"].items():
@@ -99,7 +99,7 @@ def test_metric_models_default_to_the_metric_protocol(tmp_path, tiny_config):
     checkpoint = _save_tiny_model(
         tiny_config(version="v2", depth_estimation_type="metric", max_depth=20.0), tmp_path / "metric"
     )
-    results = evaluate_model(str(checkpoint), [parse_dataset_spec("middlebury=skimage")])
+    results = evaluate_model(str(checkpoint), [evaluation_dataset("middlebury=skimage")])
     assert results["prediction_type"] == "depth"
     assert [row["protocol"] for row in results["evaluations"]] == ["metric"]
     metrics = results["evaluations"][0]["metrics"]
@@ -108,11 +108,13 @@ def test_metric_models_default_to_the_metric_protocol(tmp_path, tiny_config):
 
 def test_relative_models_refuse_depth_protocols_and_bad_specs(tiny_checkpoint):
     with pytest.raises(ValueError, match="relative"):
-        evaluate_model(str(tiny_checkpoint), [parse_dataset_spec("middlebury=skimage")], protocols=["metric"])
+        evaluate_model(str(tiny_checkpoint), [evaluation_dataset("middlebury=skimage")], protocols=["metric"])
     with pytest.raises(ValueError, match="PRESET=PATH"):
-        parse_dataset_spec("middlebury")
+        evaluation_dataset("middlebury")
     with pytest.raises(ValueError, match="known presets"):
-        parse_dataset_spec("nyuv2=/data/nyu")
+        evaluation_dataset("nyuv2=/data/nyu")
+    with pytest.raises(ValueError, match="a weight only mixes training data"):
+        evaluation_dataset("kitti=/data/kitti:2")
 
 
 def test_training_script_runs_the_same_evaluation(tiny_checkpoint, tmp_path, monkeypatch):
@@ -125,3 +127,12 @@ def test_training_script_runs_the_same_evaluation(tiny_checkpoint, tmp_path, mon
         ("middlebury", "disparity", 1)
     ]
 
+
+def test_eval_flags_share_the_training_grammar_and_precision_names():
+    from depth_anything_hf.data.specs import DatasetSpec
+
+    arguments = _cli(["eval", "ckpt", "--dataset", "kitti=/data/kitti", "--mixed_precision", "bf16"])
+    assert arguments.datasets == [DatasetSpec("/data/kitti", 1.0, "kitti")]
+    assert arguments.mixed_precision == "bf16"
+    with pytest.raises(SystemExit):
+        _cli(["eval", "ckpt", "--dataset", "kitti=/data/kitti", "--mixed_precision", "float16"])

@@ -1,8 +1,10 @@
 """Model cards for checkpoints and push-to-hub, against local folders and a recording HfApi double."""
 
 import argparse
+import ast
 import json
 import re
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -141,6 +143,30 @@ def test_metric_checkpoint_card_states_metres(tmp_path, tiny_config):
 
 def test_files_to_upload_are_exactly_weights_configs_and_remote_code(checkpoint):
     assert files_to_upload(checkpoint) == [name for name in _published_files(checkpoint) if name != "README.md"]
+
+
+def _travelling_files_listed_in_the_readme() -> set[str]:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### The code that travels with the weights", 1)[1].split("\n#", 1)[0]
+    return set(re.findall(r"^- `(\w+\.py)`", section, flags=re.MULTILINE))
+
+
+def test_the_code_that_travels_is_what_the_readme_lists_and_imports_only_torch_transformers_and_itself(checkpoint):
+    listed = _travelling_files_listed_in_the_readme()
+    saved = {path.name for path in checkpoint.glob("*.py")} - {STRAY_SCRIPT}
+    published = {name for name in files_to_upload(checkpoint) if name.endswith(".py")}
+    assert listed == saved == published == {
+        "configuration_depth_anything_hf.py", "modeling_depth_anything_hf.py", "image_processing_depth_anything_hf.py"
+    }
+    for name in sorted(listed):
+        tree = ast.parse((checkpoint / name).read_text(encoding="utf-8"))
+        siblings = {f"{node.module}.py" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level}
+        assert siblings <= listed, name
+        modules = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+        modules |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and not node.level}
+        third_party = {module.split(".")[0] for module in modules} - set(sys.stdlib_module_names)
+        # numpy and Pillow come with transformers' image processing.
+        assert third_party <= {"torch", "transformers", "numpy", "PIL"}, (name, third_party)
 
 
 def test_missing_weights_or_processor_config_are_refused(checkpoint, tmp_path):

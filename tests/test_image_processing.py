@@ -397,3 +397,24 @@ def test_post_processing_follows_the_official_corner_alignment_of_each_version()
     v1 = DepthAnythingHFImageProcessor(align_corners=False).post_process_depth_estimation(outputs, [(1, 4)])[0]
     torch.testing.assert_close(v2["predicted_depth"], torch.tensor([[0.0, 1 / 3, 2 / 3, 1.0]]))
     torch.testing.assert_close(v1["predicted_depth"], torch.tensor([[0.0, 0.25, 0.75, 1.0]]))
+
+
+@pytest.mark.parametrize(
+    ("version", "depth_estimation_type", "expected_ramp", "expected_type"),
+    [
+        ("v1", "relative", [0.0, 0.25, 0.75, 1.0], "disparity"),
+        ("v2", "metric", [0.0, 1 / 3, 2 / 3, 1.0], "metric_depth"),
+    ],
+)
+def test_processor_from_model_config_follows_the_release_and_output_type(
+    version, depth_estimation_type, expected_ramp, expected_type
+):
+    from depth_anything_hf import DepthAnythingHFConfig
+
+    max_depth = 20.0 if depth_estimation_type == "metric" else None
+    config = DepthAnythingHFConfig.from_variant(version, "small", depth_estimation_type, max_depth)
+    processor = DepthAnythingHFImageProcessor.from_model_config(config, size=56)
+    assert processor.size == {"height": 56, "width": 56}
+    result = processor.post_process_depth_estimation({"predicted_depth": torch.tensor([[[0.0, 1.0]]])}, [(1, 4)])[0]
+    torch.testing.assert_close(result["predicted_depth"], torch.tensor([expected_ramp]))
+    assert result["depth_type"] == expected_type

@@ -14,7 +14,7 @@ EXPECTED_LICENSES = {
     "v2-metric-indoor-base": "cc-by-nc-4.0", "v2-metric-outdoor-base": "cc-by-nc-4.0",
     "v2-metric-indoor-large": "cc-by-nc-4.0", "v2-metric-outdoor-large": "cc-by-nc-4.0",
 }
-# METHOD.md section 5, zero-shot AbsRel / delta1 of the ViT-S models.
+# docs/method.md section 6, zero-shot AbsRel / delta1 of the ViT-S models.
 PAPER_VIT_S = {
     "v1-small": {"kitti": (0.080, 0.936), "nyu": (0.053, 0.972), "sintel": (0.464, 0.739), "ddad": (0.247, 0.768),
                  "eth3d": (0.127, 0.885), "diode": (0.076, 0.939)},

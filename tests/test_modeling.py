@@ -99,7 +99,7 @@ def test_other_input_sizes_follow_the_official_pos_embed_interpolation(tmp_path,
 
 
 def official_state_dict_for(config) -> dict[str, torch.Tensor]:
-    """Random weights under the official key names, written out from METHOD.md section 2 (independently of
+    """Random weights under the official key names, written out from docs/method.md section 2 (independently of
     the converter)."""
     generator = torch.Generator().manual_seed(1)
 
@@ -171,7 +171,7 @@ def official_small_layout(monkeypatch, tiny_config):
     """Official key names at a tiny width: `from_variant` is shrunk so size inference still runs."""
     tiny = dict(hidden_size=32, num_hidden_layers=4, num_attention_heads=2, neck_hidden_sizes=[8, 16, 32, 32],
                 fusion_hidden_size=16)
-    monkeypatch.setitem(checkpoints._SIZE_BY_HIDDEN_SIZE, 32, "small")
+    monkeypatch.setitem(checkpoints.SIZE_OF_HIDDEN_SIZE, 32, "small")
     original = DepthAnythingHFConfig.from_variant.__func__
 
     def tiny_variant(cls, version, size, **kwargs):
@@ -197,7 +197,7 @@ def test_official_checkpoint_round_trip_through_plain_transformers(tmp_path, off
     from safetensors.torch import load_file
 
     exported = load_file(tmp_path / "hf" / "model.safetensors")
-    # METHOD.md section 2: q, k, v are rows [:C], [C:2C], [2C:] of qkv; refinenet4 (deepest) is fusion layer 0.
+    # docs/method.md section 2: q, k, v are rows [:C], [C:2C], [2C:] of qkv; refinenet4 (deepest) is fusion layer 0.
     qkv = official["pretrained.blocks.1.attn.qkv.weight"]
     torch.testing.assert_close(exported["backbone.encoder.layer.1.attention.attention.key.weight"], qkv[32:64])
     torch.testing.assert_close(

@@ -9,13 +9,14 @@ import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
 
-from depth_anything_hf.training.arguments import DatasetSpec, parse_dataset_spec, unlabeled_ratio
+from depth_anything_hf.data.specs import DatasetSpec, parse_dataset_spec
+from depth_anything_hf.training.arguments import unlabeled_ratio
 from depth_anything_hf.training.checkpointing import (
     GeneratorState,
     ProcessStates,
+    checkpoint_folder,
     list_checkpoints,
     resume_from_checkpoint,
-    save_checkpoint,
 )
 from depth_anything_hf.training.streams import ResumableStream
 
@@ -95,7 +96,9 @@ def test_checkpoints_rotate_and_resume_weights_optimizer_scheduler_streams_and_g
     (tmp_path / ".checkpoint-9.partial").mkdir()  # what a run killed while saving leaves behind
     for step in (1, 2, 3):
         train_step()
-        save_checkpoint(accelerator, str(tmp_path), step, total_limit=2)
+        with checkpoint_folder(accelerator, str(tmp_path), step, total_limit=2) as save_path:
+            assert not (tmp_path / f"checkpoint-{step}").exists()  # only complete checkpoints carry the name
+            accelerator.save_state(save_path)
     assert [path.name for path in list_checkpoints(tmp_path)] == ["checkpoint-2", "checkpoint-3"]
     expected_weights = [parameter.detach().clone() for parameter in model.parameters()]
     train_step()
@@ -125,6 +128,7 @@ def test_dataset_specs_parse_format_path_and_weight():
     assert parse_dataset_spec("user/rgbd") == DatasetSpec("user/rgbd", 1.0, None)
     assert parse_dataset_spec("C:/data/x") == DatasetSpec("C:/data/x", 1.0, None)  # a colon that is no weight
     assert str(parse_dataset_spec("kitti=/data/kitti:0.5")) == "kitti=/data/kitti:0.5"
+    assert parse_dataset_spec("/data/a=b:3") == DatasetSpec("/data/a=b", 3.0, None)  # an "=" inside a path
     for bad in ("", "data:0", "data:-1", "data:inf"):
         with pytest.raises(argparse.ArgumentTypeError):
             parse_dataset_spec(bad)

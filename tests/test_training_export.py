@@ -8,7 +8,7 @@ from pathlib import Path
 from accelerate import Accelerator
 from transformers import pipeline
 
-import depth_anything_hf.hub
+import depth_anything_hf.hub.upload
 from depth_anything_hf import DepthAnythingHFForDepthEstimation
 from depth_anything_hf.training.export import save_final_model
 
@@ -29,7 +29,7 @@ class RecordingHfApi:
 
 
 def test_final_model_is_saved_for_the_pipeline_and_pushed(tmp_path, monkeypatch, capsys, tiny_config):
-    monkeypatch.setattr(depth_anything_hf.hub, "HfApi", RecordingHfApi)
+    monkeypatch.setattr(depth_anything_hf.hub.upload, "HfApi", RecordingHfApi)
     RecordingHfApi.calls = []
     args = argparse.Namespace(
         output_dir=str(tmp_path / "student"),

@@ -1,9 +1,12 @@
 #!/usr/bin/env python
-"""The Depth Anything data engine (METHOD.md section 4): label unlabeled images with the teacher's disparity.
+"""The Depth Anything data engine (docs/method.md section 4): label unlabeled images with the teacher's disparity.
 
 Streams every image of the `--unlabeled_dataset` sources through the `--teacher` on the CLEAN image and writes
 a `datasets` parquet dataset to `--output_dir` (`data/*.parquet` + README.md): the original image bytes, the
 float16 disparity at the teacher's input resolution, the original size, the image id and the teacher's id.
+
+The teacher's input resolution is that of the image processor saved with it, i.e. the `--resolution` the
+teacher was trained at (`train_teacher.py`): aspect kept, each side at least it and a multiple of 14.
 
     python training_scripts/pseudo_label.py --teacher runs/teacher --unlabeled_dataset photos/ \
         --output_dir runs/pseudo_labels
@@ -27,11 +30,12 @@ from tqdm.auto import tqdm
 from depth_anything_hf import DepthAnythingHFForDepthEstimation
 from depth_anything_hf.data.pseudo_labels import DATA_DIRECTORY
 from depth_anything_hf.data.unlabeled import UnlabeledImageStream
-from depth_anything_hf.data_engine.labeling import AUTOCAST_DTYPES, label_images, teacher_sha256
+from depth_anything_hf.data_engine.labeling import label_images, teacher_sha256
 from depth_anything_hf.data_engine.publishing import push_pseudo_labels_to_hub, write_dataset_card
 from depth_anything_hf.data_engine.shards import ProgressRecord, ShardWriter, pseudo_label_table, shard_name
 from depth_anything_hf.image_processing_depth_anything_hf import DepthAnythingHFImageProcessor
-from depth_anything_hf.training.arguments import MIXED_PRECISION_CHOICES, positive_int
+from depth_anything_hf.mixed_precision import MIXED_PRECISION_CHOICES, autocast_dtype
+from depth_anything_hf.training.arguments import positive_int
 from depth_anything_hf.training.runtime import configure_logging
 
 logger = get_logger(__name__)
@@ -46,7 +50,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         metavar="NAME_OR_PATH",
         help="unlabeled images, repeatable: a folder, webdataset tar shards (a glob) or a datasets image dataset",
     )
-    parser.add_argument("--teacher", required=True, help="teacher checkpoint directory or Hub id (model + processor)")
+    parser.add_argument(
+        "--teacher",
+        required=True,
+        help="teacher checkpoint directory or Hub id (model + processor); its saved processor, at the --resolution "
+        "the teacher was trained at, sets the resolution of the pseudo-labels",
+    )
     parser.add_argument("--output_dir", required=True, help="where the pseudo-labeled dataset is written")
     parser.add_argument("--batch_size", type=positive_int, default=16, help="images per teacher forward pass")
     parser.add_argument("--shard_size", type=positive_int, default=1000, help="images per parquet shard")
@@ -75,7 +84,7 @@ def main(argv=None) -> None:
 
     teacher = DepthAnythingHFForDepthEstimation.from_pretrained(args.teacher).to(accelerator.device).eval()
     image_processor = DepthAnythingHFImageProcessor.from_pretrained(args.teacher)
-    autocast_dtype = AUTOCAST_DTYPES[accelerator.mixed_precision]
+    teacher_autocast_dtype = autocast_dtype(accelerator.mixed_precision)
     run = {
         "sources": args.unlabeled_dataset,
         "split": args.split,
@@ -111,7 +120,8 @@ def main(argv=None) -> None:
             break
         shard = ShardWriter(output_dir / DATA_DIRECTORY / shard_name(rank, world_size, progress.shards_written))
         for batch in itertools.chain([first_batch], batches):
-            disparities = label_images(teacher, image_processor, [example["image"] for example in batch], autocast_dtype)
+            images = [example["image"] for example in batch]
+            disparities = label_images(teacher, image_processor, images, teacher_autocast_dtype)
             shard.write(pseudo_label_table(batch, disparities, args.teacher, run["teacher_sha256"]))
             progress_bar.update(len(batch))
         shard.close()

@@ -1,4 +1,4 @@
-"""Stage 2 of Depth Anything: train the student S on labeled and pseudo-labeled images (METHOD.md section 4).
+"""Stage 2 of Depth Anything: train the student S on labeled and pseudo-labeled images (docs/method.md section 4).
 
 The student is re-initialised from DINOv2 (`--encoder_init`), not from the teacher. Every batch mixes labeled
 and pseudo-labeled images 1:`--unlabeled_ratio` (1:2); each unlabeled image is used once per pass. Pseudo-labels
@@ -24,8 +24,8 @@ import torch
 from accelerate.utils import gather_object
 
 from depth_anything_hf import DepthAnythingHFForDepthEstimation, DepthAnythingHFImageProcessor
-from depth_anything_hf.data.transforms import PairedResizeCropFlip, StrongPerturbation
-from depth_anything_hf.data_engine.labeling import AUTOCAST_DTYPES
+from depth_anything_hf.data.transforms import PairedResizeCropFlip, StrongPerturbation, cutmix_with_partners
+from depth_anything_hf.mixed_precision import autocast_dtype
 from depth_anything_hf.training.arguments import check_training_arguments, training_parser, unlabeled_ratio
 from depth_anything_hf.training.batches import (
     labeled_batch,
@@ -34,7 +34,7 @@ from depth_anything_hf.training.batches import (
     pseudo_labeled_batch,
     split_batch_size,
 )
-from depth_anything_hf.training.checkpointing import register_process_states, resume_from_checkpoint
+from depth_anything_hf.training.checkpointing import checkpoint_folder, register_process_states, resume_from_checkpoint
 from depth_anything_hf.training.encoder_init import NO_ENCODER_INIT, FrozenFeatureEncoder
 from depth_anything_hf.training.export import save_final_model
 from depth_anything_hf.training.objectives import StudentLossSettings, perturb_and_mix, student_losses
@@ -71,7 +71,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=0.0,
         help="V2: leave out this share of pixels with the largest loss on pseudo-labeled images (V2: 0.1)",
     )
-    # Each unlabeled image is seen once (METHOD.md section 4): one pass unless --num_train_epochs says otherwise.
+    # Each unlabeled image is seen once (docs/method.md section 4): one pass unless --num_train_epochs says otherwise.
     parser.set_defaults(train_batch_size=6, num_train_epochs=1)
     args = parser.parse_args(argv)
 
@@ -142,7 +142,7 @@ def main(args: argparse.Namespace) -> DepthAnythingHFForDepthEstimation:
             samples = unlabeled.take(args.num_unlabeled)
             if teacher is not None:
                 samples = online_pseudo_labeled_samples(
-                    samples, teacher, teacher_processor, AUTOCAST_DTYPES[accelerator.mixed_precision]
+                    samples, teacher, teacher_processor, autocast_dtype(accelerator.mixed_precision)
                 )
             pseudo_labeled = pseudo_labeled_batch(samples, geometry, accelerator.device, generator)
             student_images, mix_mask = perturb_and_mix(
@@ -177,9 +177,14 @@ def main(args: argparse.Namespace) -> DepthAnythingHFForDepthEstimation:
                     "pseudo_labeled",
                     student_images[args.num_labeled :],
                     outputs.predicted_depth[args.num_labeled :],
-                    torch.where(mix_mask > 0.5, pseudo_labeled.disparity, pseudo_labeled.disparity.roll(1, dims=0)),
+                    cutmix_with_partners(pseudo_labeled.disparity, mix_mask),
                 ),
             )
+            if progress.global_step % args.checkpointing_steps == 0:
+                with checkpoint_folder(
+                    accelerator, args.output_dir, progress.global_step, args.checkpoints_total_limit
+                ) as save_path:
+                    accelerator.save_state(save_path)
 
     progress.close()
     save_final_model(accelerator, model, args)

@@ -1,4 +1,4 @@
-"""Stage 1 of Depth Anything: train the teacher T on labeled RGB-D data (METHOD.md section 4).
+"""Stage 1 of Depth Anything: train the teacher T on labeled RGB-D data (docs/method.md section 4).
 
 The encoder starts from DINOv2 (`--encoder_init`), the DPT decoder from scratch. Targets are disparity
 (1/depth normalised per map, sky -> 0), the loss is affine-invariant (eq. 1-2), augmentation is a resize of the
@@ -21,7 +21,7 @@ from depth_anything_hf import DepthAnythingHFForDepthEstimation
 from depth_anything_hf.data.transforms import PairedResizeCropFlip
 from depth_anything_hf.training.arguments import check_training_arguments, training_parser
 from depth_anything_hf.training.batches import labeled_batch, normalize_images
-from depth_anything_hf.training.checkpointing import register_process_states, resume_from_checkpoint
+from depth_anything_hf.training.checkpointing import checkpoint_folder, register_process_states, resume_from_checkpoint
 from depth_anything_hf.training.export import save_final_model
 from depth_anything_hf.training.objectives import depth_loss
 from depth_anything_hf.training.runtime import (
@@ -74,6 +74,11 @@ def main(args: argparse.Namespace) -> DepthAnythingHFForDepthEstimation:
         progress.add_micro_batch({"labeled": loss}, len(batch))
         if accelerator.sync_gradients:
             progress.end_step(optimizer, lambda: ("labeled", batch.images, predicted_disparity, batch.disparity))
+            if progress.global_step % args.checkpointing_steps == 0:
+                with checkpoint_folder(
+                    accelerator, args.output_dir, progress.global_step, args.checkpoints_total_limit
+                ) as save_path:
+                    accelerator.save_state(save_path)
 
     progress.close()
     save_final_model(accelerator, model, args)

@@ -1,4 +1,4 @@
-"""Training transforms: paired geometry, strong perturbation and CutMix (METHOD.md sections 3-4).
+"""Training transforms: paired geometry, strong perturbation and CutMix (docs/method.md sections 3-4).
 
 All transforms work on batched tensors on any device and draw every random choice from an optional
 `torch.Generator`, so a run reproduces from its seed. Each sample of a batch gets its own draw.
@@ -27,7 +27,7 @@ def _uniform(low: float, high: float, size: int, generator: torch.Generator | No
 
 
 class StrongPerturbation:
-    """Strong colour perturbation of the student's unlabeled input (METHOD.md section 4, stage 2).
+    """Strong colour perturbation of the student's unlabeled input (docs/method.md section 4, stage 2).
 
     As in UniMatch: colour jitter with probability `jitter_probability` (brightness, contrast and
     saturation factors from U(1 - x, 1 + x), hue shift from U(-hue, hue) turns, applied in this fixed
@@ -167,6 +167,21 @@ def apply_cutmix(images_a: Tensor, images_b: Tensor, mask: Tensor) -> Tensor:
     return torch.where(mask[:, None] > 0.5, images_a, images_b)
 
 
+def cutmix_partners(batch: Tensor) -> Tensor:
+    """The CutMix partner `u_b` of every sample `u_a` of a batch (eq. 4): the sample before it, i.e. the batch
+    rolled by one, so that every sample is pasted onto exactly one other. Works on any `[B, ...]` tensor: the
+    images, and the teacher's targets `T(u_b)` of the regions outside the box."""
+    return batch.roll(1, dims=0)
+
+
+def cutmix_with_partners(batch: Tensor, mask: Tensor) -> Tensor:
+    """Eq. 4 with each sample's partner (`cutmix_partners`): `u_a * M + u_b * (1 - M)` for images
+    `[B, C, H, W]`, or for maps `[B, H, W]` such as the target each pixel of a CutMix image is compared with."""
+    if batch.dim() == 3:
+        return apply_cutmix(batch[:, None], cutmix_partners(batch)[:, None], mask)[:, 0]
+    return apply_cutmix(batch, cutmix_partners(batch), mask)
+
+
 class PairedSample(NamedTuple):
     """Output of `PairedResizeCropFlip`; a map that was not given stays `None`."""
 
@@ -177,7 +192,7 @@ class PairedSample(NamedTuple):
 
 
 class PairedResizeCropFlip:
-    """Training geometry (METHOD.md section 3): short side to `resolution`, random square crop of
+    """Training geometry (docs/method.md section 3): short side to `resolution`, random square crop of
     `resolution`, horizontal flip with probability `flip_probability`.
 
     The same crop and flip apply to the image, depth, valid mask and sky mask. The image is resized

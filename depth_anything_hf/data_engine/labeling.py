@@ -11,8 +11,6 @@ from collections.abc import Sequence
 
 import torch
 
-AUTOCAST_DTYPES = {"no": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-
 
 def teacher_input_images(
     rgb_images: Sequence, image_processor, device: torch.device | str | None = None
@@ -37,7 +35,7 @@ def teacher_pixel_values(images: torch.Tensor, image_processor) -> torch.Tensor:
 def predict_pseudo_disparity(
     teacher: torch.nn.Module, pixel_values: torch.Tensor, autocast_dtype: torch.dtype | None = None
 ) -> torch.Tensor:
-    """The teacher's pseudo disparity T(u) of clean images u (METHOD.md section 4, data engine): float16 [B, h, w].
+    """The teacher's pseudo disparity T(u) of clean images u (docs/method.md section 4, eq. 3): float16 [B, h, w].
 
     `pixel_values` are the normalised clean images [B, 3, h, w]. The teacher must be in eval mode: dropout or
     drop-path would make the targets random. Autocast is set here, not inherited from the caller, so that

@@ -1,4 +1,4 @@
-"""Per-image alignment of a prediction onto the ground truth (METHOD.md section 5).
+"""Per-image alignment of a prediction onto the ground truth (docs/method.md section 5).
 
 Relative models predict disparity up to an unknown scale and shift, so before any error can be
 measured the prediction is mapped onto the ground truth by the least-squares affine fit over the
@@ -32,7 +32,7 @@ def centered_moments(values: torch.Tensor, targets: torch.Tensor) -> tuple[torch
 def fit_scale_and_shift(prediction: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Least-squares `scale, shift` minimising `sum((scale * prediction + shift - target)^2)`.
 
-    This is the zero-shot alignment of METHOD.md section 5 (the prediction is the predicted
+    This is the zero-shot alignment of docs/method.md section 5 (the prediction is the predicted
     disparity, the target the ground-truth disparity 1/depth, both restricted to valid pixels).
     A constant prediction has no unique fit; the minimum-norm solution `scale = 0,
     shift = mean(target)` is returned then, so such a prediction scores as a flat map.

@@ -1,4 +1,4 @@
-"""Depth metrics and the evaluation protocols (METHOD.md section 5).
+"""Depth metrics and the evaluation protocols (docs/method.md section 5).
 
 Protocols (the alignment applied before the metrics; a result must name the one it used):
 
@@ -50,7 +50,7 @@ def _mean(values: torch.Tensor) -> torch.Tensor:
 
 
 def depth_error_metrics(prediction: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
-    """The standard error metrics between two positive 1-D vectors (METHOD.md section 5).
+    """The standard error metrics between two positive 1-D vectors (docs/method.md section 5).
 
     abs_rel = mean(|p - g| / g); sq_rel = mean((p - g)^2 / g); rmse = sqrt(mean((p - g)^2));
     rmse_log = sqrt(mean((ln p - ln g)^2)); log10 = mean(|log10 p - log10 g|);

@@ -1,6 +1,6 @@
 """`depth-anything eval`: run a checkpoint over datasets and write results.json.
 
-The model sees each image through the official pre-processing (METHOD.md section 3: lower-bound
+The model sees each image through the official pre-processing (docs/method.md section 3: lower-bound
 resize to 518, multiples of 14, bicubic, ImageNet normalisation), whatever processor the
 checkpoint ships, so that results are comparable across checkpoints. Images are batched when
 consecutive images share a size; the prediction (optionally averaged with the flipped image's,
@@ -19,6 +19,8 @@ from accelerate import PartialState
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from ..data.specs import DatasetSpec, parse_dataset_spec
+from ..mixed_precision import MIXED_PRECISION_CHOICES, autocast_dtype
 from .metrics import MetricsAverager, compute_metrics
 from .presets import PRESETS, DatasetPreset, get_preset
 from .reporting import results_table
@@ -26,7 +28,6 @@ from .reporting import results_table
 PREDICTION_TYPE_OF_ESTIMATION_TYPE = {"relative": "disparity", "metric": "depth"}
 DEFAULT_PROTOCOLS = {"relative": ("disparity",), "metric": ("metric",)}
 MIDDLEBURY_SKIMAGE = "skimage"
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def code_version() -> str:
@@ -44,12 +45,16 @@ def code_version() -> str:
     return f"{__version__}+git.{commit}"
 
 
-def parse_dataset_spec(spec: str) -> tuple[DatasetPreset, str]:
-    """`"PRESET=PATH"` -> (preset, path)."""
-    preset_name, separator, path = spec.partition("=")
-    if not separator or not path:
-        raise ValueError(f"--dataset expects PRESET=PATH (presets: {', '.join(sorted(PRESETS))}), got {spec!r}")
-    return get_preset(preset_name), path
+def evaluation_dataset(spec: DatasetSpec | str) -> tuple[DatasetPreset, str]:
+    """A `--dataset` value (`depth_anything_hf.data.specs`) -> (preset, path). Evaluation needs the preset as
+    KIND and takes no weight: each dataset is scored alone."""
+    if isinstance(spec, str):
+        spec = parse_dataset_spec(spec)
+    if spec.kind is None:
+        raise ValueError(f"--dataset expects PRESET=PATH (presets: {', '.join(sorted(PRESETS))}), got {spec.path!r}")
+    if spec.weight != 1.0:
+        raise ValueError(f"--dataset {spec}: a weight only mixes training data; evaluation scores each dataset alone")
+    return get_preset(spec.kind), spec.path
 
 
 def load_evaluation_samples(preset: DatasetPreset, path: str, split: str = "train"):
@@ -86,10 +91,11 @@ def _size_runs(samples, batch_size: int):
 
 
 @torch.inference_mode()
-def predict(model, pixel_values: torch.Tensor, flip_average: bool, dtype: torch.dtype) -> torch.Tensor:
-    """`predicted_depth` [B, H, W] in float32, averaged with the horizontally flipped input's if asked."""
+def predict(model, pixel_values: torch.Tensor, flip_average: bool, dtype: torch.dtype | None) -> torch.Tensor:
+    """`predicted_depth` [B, H, W] in float32, averaged with the horizontally flipped input's if asked; the
+    forward runs under autocast to `dtype` (None: no autocast)."""
     device_type = pixel_values.device.type
-    with torch.autocast(device_type, dtype=dtype, enabled=dtype != torch.float32):
+    with torch.autocast(device_type, dtype=dtype, enabled=dtype is not None):
         prediction = model(pixel_values).predicted_depth.float()
         if flip_average:
             flipped_prediction = model(pixel_values.flip(-1)).predicted_depth.float().flip(-1)
@@ -107,7 +113,7 @@ def evaluate_model(
     split: str = "train",
     max_images: int | None = None,
     device: str | torch.device | None = None,
-    dtype: str = "float32",
+    mixed_precision: str = "no",
     num_workers: int = 0,
     output_dir: str | Path | None = None,
 ) -> dict:
@@ -122,15 +128,14 @@ def evaluate_model(
         split: `datasets` split spec, e.g. "train[-10%:]" for the held-out last tenth of a folder.
         max_images: evaluate at most this many images per dataset.
         device: default: accelerate's device (the GPU when there is one).
-        dtype: "float32", or "bfloat16"/"float16" autocast for the forward pass (metrics stay float32).
+        mixed_precision: "no", or "bf16"/"fp16" autocast for the forward pass (metrics stay float32).
         num_workers: DataLoader workers decoding the samples.
         output_dir: where to write results.json (not written when None).
     """
     from ..image_processing_depth_anything_hf import DepthAnythingHFImageProcessor
     from ..modeling_depth_anything_hf import DepthAnythingHFForDepthEstimation
 
-    if dtype not in _DTYPES:
-        raise ValueError(f"dtype must be one of {list(_DTYPES)}, got {dtype!r}")
+    forward_dtype = autocast_dtype(mixed_precision)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if not datasets:
@@ -142,9 +147,7 @@ def evaluate_model(
     protocols = list(protocols or DEFAULT_PROTOCOLS[estimation_type])
     if prediction_type == "disparity" and {"metric", "median"} & set(protocols):
         raise ValueError(f"{model_name_or_path} is a relative (disparity) model: use protocols 'disparity' or 'midas'")
-    processor = DepthAnythingHFImageProcessor(
-        depth_estimation_type=estimation_type, align_corners=model.config.upsample_align_corners
-    )
+    processor = DepthAnythingHFImageProcessor.from_model_config(model.config)
 
     evaluations = []
     for preset, path in datasets:
@@ -160,7 +163,7 @@ def evaluate_model(
                     images=[sample["image"] for sample in batch], return_tensors="pt", device=device
                 )["pixel_values"]
                 predictions = processor.post_process_depth_estimation(
-                    {"predicted_depth": predict(model, pixel_values, flip_average, _DTYPES[dtype])},
+                    {"predicted_depth": predict(model, pixel_values, flip_average, forward_dtype)},
                     target_sizes=[tuple(sample["depth"].shape) for sample in batch],
                 )
                 for sample, prediction in zip(batch, predictions):
@@ -197,7 +200,7 @@ def evaluate_model(
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "flip_average": flip_average,
         "input_size": processor.size["height"],
-        "dtype": dtype,
+        "mixed_precision": mixed_precision,
         "evaluations": evaluations,
     }
     if output_dir is not None:
@@ -211,7 +214,8 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     """The arguments of `depth-anything eval` and `training_scripts/evaluate.py`."""
     parser.add_argument("model", help="checkpoint folder or Hub id")
     parser.add_argument(
-        "--dataset", dest="datasets", action="append", required=True, metavar="PRESET=PATH",
+        "--dataset", dest="datasets", type=parse_dataset_spec, action="append", required=True,
+        metavar="PRESET=PATH",
         help=f"dataset to evaluate, repeatable; presets: {', '.join(sorted(PRESETS))} "
         "(middlebury=skimage uses scikit-image's frame)",
     )
@@ -224,7 +228,9 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     parser.add_argument("--split", default="train", help='split spec, e.g. "train[-10%%:]" (default: all)')
     parser.add_argument("--max_images", type=int, help="evaluate at most this many images per dataset")
     parser.add_argument("--device", help="default: the accelerator when there is one")
-    parser.add_argument("--dtype", default="float32", choices=tuple(_DTYPES), help="autocast dtype of the forward")
+    parser.add_argument(
+        "--mixed_precision", default="no", choices=MIXED_PRECISION_CHOICES, help="autocast of the forward pass"
+    )
     parser.add_argument("--num_workers", type=int, default=0, help="DataLoader workers decoding samples")
     parser.add_argument("--output_dir", default=".", help="where results.json is written")
     return parser
@@ -246,14 +252,14 @@ def run_eval(args: argparse.Namespace) -> dict:
     """Run `eval` from parsed arguments: write results.json and print the markdown table."""
     results = evaluate_model(
         args.model,
-        [parse_dataset_spec(spec) for spec in args.datasets],
+        [evaluation_dataset(spec) for spec in args.datasets],
         protocols=args.protocols,
         batch_size=args.batch_size,
         flip_average=args.flip_average,
         split=args.split,
         max_images=args.max_images,
         device=args.device,
-        dtype=args.dtype,
+        mixed_precision=args.mixed_precision,
         num_workers=args.num_workers,
         output_dir=args.output_dir,
     )

@@ -5,45 +5,9 @@ adds its own flags (see `training_scripts/`). Flags follow the diffusers trainin
 """
 
 import argparse
-import math
-from dataclasses import dataclass
 
-MIXED_PRECISION_CHOICES = ("no", "bf16", "fp16")
-
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    """One `--dataset [FORMAT=]NAME_OR_PATH[:WEIGHT]` value."""
-
-    path: str
-    weight: float = 1.0
-    format: str | None = None
-
-    def __str__(self) -> str:
-        return f"{self.format + '=' if self.format else ''}{self.path}:{self.weight:g}"
-
-
-def parse_dataset_spec(value: str) -> DatasetSpec:
-    """Parse `[FORMAT=]NAME_OR_PATH[:WEIGHT]`, e.g. `data/nyu:2`, `kitti=/data/kitti:0.5` or `user/dataset`."""
-    if not isinstance(value, str) or not value:
-        raise argparse.ArgumentTypeError(f"expected [FORMAT=]NAME_OR_PATH[:WEIGHT], got {value!r}")
-    format_name, separator, rest = value.partition("=")
-    if not separator:
-        format_name, rest = None, value
-    path, weight = rest, 1.0
-    head, colon, tail = rest.rpartition(":")
-    if colon and head:
-        try:
-            weight = float(tail)
-        except ValueError:
-            pass  # a colon that is part of the name, not a weight
-        else:
-            path = head
-    if not path or not math.isfinite(weight) or weight <= 0:
-        raise argparse.ArgumentTypeError(
-            f"expected [FORMAT=]NAME_OR_PATH[:WEIGHT] with a finite weight > 0, got {value!r}"
-        )
-    return DatasetSpec(path=path, weight=weight, format=format_name or None)
+from ..data.specs import GRAMMAR, parse_dataset_spec
+from ..mixed_precision import MIXED_PRECISION_CHOICES
 
 
 def positive_int(value: str) -> int:
@@ -68,9 +32,9 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
         type=parse_dataset_spec,
         action="append",
         default=[],
-        metavar="[FORMAT=]NAME_OR_PATH[:WEIGHT]",
-        help="labeled RGB-D dataset, repeatable; sampled in proportion to WEIGHT (default 1). FORMAT is one of "
-        "depth_anything_hf.data.LABELED_FORMATS, detected for this project's folder format and Hub datasets",
+        metavar=GRAMMAR,
+        help="labeled RGB-D dataset, repeatable; sampled in proportion to WEIGHT (default 1). KIND is its format, "
+        "one of depth_anything_hf.data.LABELED_FORMATS, detected for this project's folder format and Hub datasets",
     )
     group.add_argument(
         "--unlabeled_dataset",
@@ -87,7 +51,9 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
         "--resolution",
         type=positive_int,
         default=518,
-        help="training crop size in pixels, a multiple of 14 (short side resized to it, then a random square crop)",
+        help="training crop size in pixels, a multiple of 14 (short side resized to it, then a random square crop). "
+        "The image processor saved with the final model resizes to it as well, so the --resolution a teacher is "
+        "trained at is the resolution pseudo_label.py labels at",
     )
     group.add_argument(
         "--shuffle_buffer_size",

@@ -61,7 +61,7 @@ def labeled_batch(
     examples: Sequence[dict], geometry: PairedResizeCropFlip, device: torch.device, generator: torch.Generator
 ) -> DepthBatch:
     """Labeled-schema examples -> resized, cropped, flipped images and their normalised disparity targets
-    (METHOD.md section 4, "Targets": 1/depth on valid pixels, normalised to [0, 1] per map, sky -> 0)."""
+    (docs/method.md section 4, "Targets": 1/depth on valid pixels, normalised to [0, 1] per map, sky -> 0)."""
     images, depths, valid_masks, sky_masks = [], [], [], []
     for example in examples:
         sample = sample_to_tensors(example)

@@ -1,14 +1,16 @@
 """Checkpoint save / resume for the training scripts, with every process's data position and random state.
 
 Checkpoints follow the diffusers training scripts: `OUTPUT_DIR/checkpoint-STEP` folders written by
-`accelerator.save_state` (model, optimizer, scheduler, every process's random states and the objects registered
-with `register_for_checkpointing`), rotated to `--checkpoints_total_limit`, resumed by
-`accelerator.load_state` with `--resume_from_checkpoint latest|PATH`.
+`accelerator.save_state` in the scripts' loops (model, optimizer, scheduler, every process's random states and
+the objects registered with `register_for_checkpointing`) into the folder `checkpoint_folder` hands out, rotated
+to `--checkpoints_total_limit`, resumed by `accelerator.load_state` with `--resume_from_checkpoint latest|PATH`.
 """
 
+import contextlib
 import os
 import re
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -85,11 +87,15 @@ def list_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
     return sorted(found, key=checkpoint_step)
 
 
-def save_checkpoint(accelerator: Accelerator, output_dir: str, step: int, total_limit: int | None) -> Path:
-    """Save the full training state to `output_dir/checkpoint-STEP`; every process must call it.
+@contextlib.contextmanager
+def checkpoint_folder(accelerator: Accelerator, output_dir: str, step: int, total_limit: int | None) -> Iterator[str]:
+    """The folder to `accelerator.save_state` the training state of `step` into; every process must enter it:
 
-    The state is written to a hidden `.checkpoint-STEP.partial` folder and renamed once every process has
-    written its part, so a run killed at any moment leaves only complete checkpoints behind. Afterwards the
+        with checkpoint_folder(accelerator, args.output_dir, global_step, args.checkpoints_total_limit) as path:
+            accelerator.save_state(path)
+
+    The folder is a hidden `.checkpoint-STEP.partial`, renamed to `output_dir/checkpoint-STEP` once every process
+    has written its part, so a run killed at any moment leaves only complete checkpoints behind. Afterwards the
     oldest checkpoints are removed so that at most `total_limit` remain.
     """
     output_dir = Path(output_dir)
@@ -98,7 +104,7 @@ def save_checkpoint(accelerator: Accelerator, output_dir: str, step: int, total_
     if accelerator.is_main_process and partial_path.exists():
         shutil.rmtree(partial_path)  # left by a run killed while saving
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(partial_path))
+    yield str(partial_path)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         if save_path.exists():
@@ -110,7 +116,6 @@ def save_checkpoint(accelerator: Accelerator, output_dir: str, step: int, total_
                 shutil.rmtree(stale)
         logger.info(f"Saved state to {save_path}")
     accelerator.wait_for_everyone()
-    return save_path
 
 
 def resume_from_checkpoint(accelerator: Accelerator, output_dir: str, resume_from: str | None) -> int:

@@ -1,4 +1,4 @@
-"""Initialising the encoder from DINOv2, and the frozen DINOv2 used for feature alignment (METHOD.md section 4).
+"""Initialising the encoder from DINOv2, and the frozen DINOv2 used for feature alignment (docs/method.md section 4).
 
 Both stages start the encoder from DINOv2 (the student is re-initialised from DINOv2, not from the teacher).
 Sources understood by `read_dinov2_state_dict`:

@@ -25,11 +25,9 @@ def save_final_model(accelerator: Accelerator, model, args: argparse.Namespace) 
     output_dir = Path(args.output_dir)
     trained_model = accelerator.unwrap_model(model)
     trained_model.save_pretrained(output_dir, safe_serialization=True)
-    DepthAnythingHFImageProcessor(
-        size=args.resolution,
-        depth_estimation_type=trained_model.config.depth_estimation_type,
-        align_corners=trained_model.config.upsample_align_corners,
-    ).save_pretrained(output_dir)
+    DepthAnythingHFImageProcessor.from_model_config(trained_model.config, size=args.resolution).save_pretrained(
+        output_dir
+    )
     training_args = tracker_config(args)
     training_args["datasets"] = dataset_names(args)
     if args.encoder_init != NO_ENCODER_INIT:

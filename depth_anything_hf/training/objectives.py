@@ -1,4 +1,4 @@
-"""The training objectives of both stages, assembled from `depth_anything_hf.losses` (METHOD.md section 4).
+"""The training objectives of both stages, assembled from `depth_anything_hf.losses` (docs/method.md section 4).
 
 - `depth_loss`: the affine-invariant loss (eq. 1-2), plus the V2 gradient-matching term when weighted.
 - `perturb_and_mix`: the student's unlabeled input, strong colour perturbation then CutMix (eq. 4).
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..data.transforms import StrongPerturbation, apply_cutmix, sample_cutmix_mask
+from ..data.transforms import StrongPerturbation, cutmix_partners, cutmix_with_partners, sample_cutmix_mask
 from ..losses import (
     affine_invariant_loss,
     affine_invariant_pixel_losses,
@@ -45,14 +45,14 @@ def perturb_and_mix(
     generator: torch.Generator,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The student's view of the unlabeled images u (RGB in [0, 1]): strong colour jitter and blur, then CutMix
-    with probability `cutmix_probability` (eq. 4), pasting a box of u_a onto u_b where u_b is the batch rolled
-    by one. Returns (the mixed images u_ab, the CutMix masks M [B, H, W], 1 where u_ab shows u_a)."""
+    with probability `cutmix_probability` (eq. 4), pasting a box of u_a onto its partner u_b
+    (`cutmix_partners`). Returns (the mixed images u_ab, the CutMix masks M [B, H, W], 1 where u_ab shows u_a)."""
     batch_size, _, height, width = clean_images.shape
     perturbed = perturbation(clean_images, generator=generator)
     mix_mask = sample_cutmix_mask(
         batch_size, height, width, cutmix_probability, generator=generator, device=clean_images.device
     )
-    return apply_cutmix(perturbed, perturbed.roll(1, dims=0), mix_mask), mix_mask
+    return cutmix_with_partners(perturbed, mix_mask), mix_mask
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ def student_losses(
         )
     student_prediction = predicted_disparity[num_labeled:]
     target_a = pseudo_labeled.disparity
-    target_b = pseudo_labeled.disparity.roll(1, dims=0)
+    target_b = cutmix_partners(pseudo_labeled.disparity)
     losses["unlabeled"] = cutmix_unlabeled_loss(
         student_prediction,
         target_a,

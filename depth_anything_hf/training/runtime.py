@@ -86,7 +86,7 @@ def parameter_groups(
     model: DepthAnythingHFForDepthEstimation, encoder_learning_rate: float, decoder_learning_rate: float
 ) -> list[dict]:
     """AdamW groups: the pre-trained encoder at `encoder_learning_rate`, the new DPT decoder (neck and head) at
-    `decoder_learning_rate` (METHOD.md section 4: 5e-6 and 10x)."""
+    `decoder_learning_rate` (docs/method.md section 4: 5e-6 and 10x)."""
     encoder_parameters = [p for p in model.encoder.parameters() if p.requires_grad]
     encoder_ids = {id(p) for p in model.encoder.parameters()}
     decoder_parameters = [p for p in model.parameters() if p.requires_grad and id(p) not in encoder_ids]

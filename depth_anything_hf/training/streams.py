@@ -16,7 +16,7 @@ from accelerate import Accelerator
 
 from ..data import load_labeled_dataset, load_unlabeled_images, mix_labeled_datasets, shard_for_process
 from ..data.pseudo_labels import load_pseudo_labels
-from .arguments import DatasetSpec
+from ..data.specs import DatasetSpec
 
 
 class ResumableStream:
@@ -89,7 +89,7 @@ def labeled_stream(
     """The `--dataset` specs mixed by weight, shuffled, this process's part (`mix_labeled_datasets`)."""
     weighted = [
         (
-            load_labeled_dataset(spec.path, format=spec.format, streaming=True).shuffle(
+            load_labeled_dataset(spec.path, format=spec.kind, streaming=True).shuffle(
                 seed=seed + index, buffer_size=shuffle_buffer_size
             ),
             spec.weight,

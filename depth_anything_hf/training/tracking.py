@@ -9,8 +9,7 @@ import torch
 from accelerate import Accelerator
 from tqdm.auto import tqdm
 
-from .arguments import DatasetSpec
-from .checkpointing import save_checkpoint
+from ..data.specs import DatasetSpec
 
 
 def tracker_config(args: argparse.Namespace) -> dict:
@@ -113,8 +112,8 @@ def log_depth_examples(
 
 class TrainingProgress:
     """Counts optimiser steps and, after each one, updates the progress bar, logs the mean losses, learning
-    rates and images/s every `--logging_steps`, example depth maps every `--image_logging_steps`, and saves a
-    checkpoint every `--checkpointing_steps`."""
+    rates and images/s every `--logging_steps` and example depth maps every `--image_logging_steps`. (The
+    scripts save checkpoints themselves, in their loops.)"""
 
     def __init__(
         self, accelerator: Accelerator, args: argparse.Namespace, max_train_steps: int, global_step: int, name: str
@@ -154,8 +153,6 @@ class TrainingProgress:
             self.accelerator.log(logs, step=self.global_step)
         if args.image_logging_steps and self.global_step % args.image_logging_steps == 0:
             log_depth_examples(self.accelerator, self.global_step, *depth_examples())
-        if self.global_step % args.checkpointing_steps == 0:
-            save_checkpoint(self.accelerator, args.output_dir, self.global_step, args.checkpoints_total_limit)
 
     def close(self) -> None:
         self.bar.close()
