@@ -43,7 +43,7 @@ def test_method_document_has_every_section_and_equation_the_code_cites():
     equations = {int(number) for number in re.findall(r"^- \((\d+)\) ", method, flags=re.MULTILINE)}
     assert equations == set(range(1, 8))
     for name in tracked_files():
-        if not name.endswith((".py", ".md", ".sh")) or name == "docs/method.md":
+        if not name.endswith((".py", ".md", ".sh")) or name in ("docs/method.md", "tests/test_docs.py"):
             continue
         text = (REPOSITORY / name).read_text(encoding="utf-8")
         assert "METHOD.md" not in text, f"{name} cites METHOD.md, which is not in the repository"

@@ -1,4 +1,4 @@
-"""The evaluation protocols and metrics against a float64 numpy reference written from METHOD.md section 5, on
+"""The evaluation protocols and metrics against a float64 numpy reference written from docs/method.md section 5, on
 non-trivial ground truth: each protocol's space, the "midas" clamp at 1/depth_cap on a pixel where it acts,
 median scaling on a skewed scene, and the delta thresholds at ratios exactly 1.25^k."""
 
@@ -10,7 +10,7 @@ from depth_anything_hf.evaluation import compute_metrics
 
 
 def reference_metrics(prediction: np.ndarray, target: np.ndarray) -> dict[str, float]:
-    """The metrics of METHOD.md section 5 (and their usual definitions) in float64."""
+    """The metrics of docs/method.md section 5 (and their usual definitions) in float64."""
     prediction, target = prediction.astype(np.float64), target.astype(np.float64)
     log_error = np.log(prediction) - np.log(target)
     ratio = np.maximum(prediction / target, target / prediction)

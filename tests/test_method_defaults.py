@@ -1,5 +1,5 @@
 """The paper's settings where users meet them: the loss functions' defaults, the student's loss settings, the
-flags the training scripts parse, and the strong perturbation's defaults (METHOD.md section 4). Each default is
+flags the training scripts parse, and the strong perturbation's defaults (docs/method.md section 4). Each default is
 checked by its effect where one can be seen, not only by its value."""
 
 import importlib.util
