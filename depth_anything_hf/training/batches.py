@@ -90,7 +90,7 @@ def pseudo_labeled_batch(
     samples: Sequence[dict], geometry: PairedResizeCropFlip, device: torch.device, generator: torch.Generator
 ) -> DepthBatch:
     """Student samples ({"image": [3, h, w] in [0, 1], "disparity": [h, w]} at the teacher's input resolution,
-    as `pseudo_labeling.load_pseudo_labels` reads them) -> the clean images and the teacher's disparity, both
+    as `data.pseudo_labels.load_pseudo_labels` reads them) -> the clean images and the teacher's disparity, both
     through the same crop and flip. Every pixel is supervised."""
     images, disparities = [], []
     for sample in samples:

@@ -9,14 +9,12 @@ import datasets
 import torch
 import transformers
 from accelerate import Accelerator
-from accelerate.logging import get_logger
 from accelerate.utils import ProjectConfiguration, set_seed
 from transformers import get_scheduler
 
 from ..modeling_depth_anything_hf import DepthAnythingHFForDepthEstimation
 from .encoder_init import initialize_encoder, resolve_model_config
 
-logger = get_logger(__name__)
 
 def start_accelerator(args: argparse.Namespace) -> Accelerator:
     """An `Accelerator` for `--mixed_precision`, `--gradient_accumulation_steps` and `--report_to` (tracker
@@ -141,7 +139,3 @@ def resolve_max_train_steps(args: argparse.Namespace, examples_per_epoch, exampl
         return args.max_train_steps
     return args.num_train_epochs * math.ceil(examples_per_epoch() / examples_per_step)
 
-
-# ------------------------------------------------------------------------------------------------------------
-# Checkpoints
-# ------------------------------------------------------------------------------------------------------------
