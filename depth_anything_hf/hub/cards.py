@@ -31,7 +31,6 @@ MODEL_CARD_TEMPLATE = Path(__file__).with_name("model_card_template.md")
 _SECRET_ARGUMENT_WORDS = ("token", "password", "secret", "key")
 
 
-
 @dataclass
 class CardContent:
     """Everything a model card says, independent of where it came from."""
