@@ -46,7 +46,11 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     group.add_argument(
         "--pseudo_labels", action="append", default=[], metavar="DIR", help="output of pseudo_label.py, repeatable"
     )
-    group.add_argument("--teacher", help="teacher checkpoint directory or Hub id (online pseudo-labels)")
+    group.add_argument(
+        "--teacher",
+        help="teacher checkpoint directory or Hub id (online pseudo-labels), labelling at the resolution of its saved "
+        "processor: the --resolution it was trained at",
+    )
     group.add_argument(
         "--resolution",
         type=positive_int,
