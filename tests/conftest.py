@@ -8,6 +8,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from PIL import Image  # noqa: E402
 
 from depth_anything_hf import DepthAnythingHFConfig  # noqa: E402
 
@@ -49,6 +50,26 @@ def synthetic_rgbd() -> Path:
     if not path.is_dir():
         pytest.skip(f"the shared synthetic RGB-D frames are missing: expected them at {path}")
     return path
+
+
+@pytest.fixture(scope="session")
+def write_unlabeled_photos(synthetic_rgbd):
+    """`write_unlabeled_photos(directory, count, longest_side=64)`: `count` JPEG photos for the unlabeled streams,
+    cut from the last shared RGB-D frames in turn landscape (3:2), portrait (2:3) and square, at most
+    `longest_side` pixels (core dependencies only). Returns `directory`."""
+
+    def write(directory: Path, count: int, longest_side: int = 64) -> Path:
+        directory.mkdir(parents=True, exist_ok=True)
+        for index, frame in enumerate(sorted(synthetic_rgbd.glob("*.jpg"))[-count:]):
+            with Image.open(frame) as image:
+                width, height = image.size
+                crops = [(width, height * 2 // 3), (width * 2 // 3, height), (width, height)]
+                photo = image.convert("RGB").crop((0, 0, *crops[index % 3]))
+            photo.thumbnail((longest_side, longest_side))
+            photo.save(directory / f"{frame.stem}.jpg", quality=95)
+        return directory
+
+    return write
 
 
 @pytest.fixture

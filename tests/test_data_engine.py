@@ -62,6 +62,7 @@ def sources(tmp_path_factory, synthetic_rgbd) -> list[Path]:
     (photos / "seq").mkdir(parents=True)
     for frame in sorted(synthetic_rgbd.glob("*.jpg"))[:18]:
         shutil.copyfile(frame, frames / frame.name)
+    pytest.importorskip("mvtbdata", reason="mvtbdata is not installed (dev extra): photos of several modes")
     mvtb_images = importlib.resources.files("mvtbdata") / "images"
     for name in MVTB_PHOTOS:
         shutil.copyfile(mvtb_images / name, photos / name)

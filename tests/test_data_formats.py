@@ -9,7 +9,6 @@ import struct
 from pathlib import Path
 
 import datasets
-import h5py
 import numpy as np
 import pytest
 from PIL import Image
@@ -171,6 +170,7 @@ def test_nyu_labeled_mat_is_transposed_from_matlab_layout(tmp_path):
     depths[1, 3, 2] = 4.25
     depths[1, 0, 1] = 0.0
     mat_path = tmp_path / "nyu_depth_v2_labeled.mat"
+    h5py = pytest.importorskip("h5py", reason="h5py is not installed (dev extra): writes the NYU .mat file")
     with h5py.File(mat_path, "w") as mat:
         mat["images"] = images
         mat["depths"] = depths
@@ -308,7 +308,7 @@ def test_middlebury_pfm_disparity_and_calibration_to_depth(tmp_path):
 
 
 def test_motorcycle_sample_is_middlebury_depth_in_metres():
-    from skimage import data
+    data = pytest.importorskip("skimage.data", reason="skimage is not installed (dev extra): the Middlebury frame")
 
     sample = formats.middlebury_motorcycle_sample()
     _, _, disparity = data.stereo_motorcycle()
@@ -335,6 +335,7 @@ def test_hypersim_ray_distance_becomes_planar_depth(tmp_path):
     distance[0, 0] = np.nan
     geometry = tmp_path / "ai_001_001" / "images" / "scene_cam_00_geometry_hdf5"
     geometry.mkdir(parents=True)
+    h5py = pytest.importorskip("h5py", reason="h5py is not installed (dev extra): writes the Hypersim file")
     with h5py.File(geometry / "frame.0000.depth_meters.hdf5", "w") as depth_file:
         depth_file["dataset"] = distance.astype(np.float32)
     _write_image(tmp_path / "ai_001_001" / "images" / "scene_cam_00_final_preview" / "frame.0000.tonemap.jpg", _rgb(height, width))
@@ -365,6 +366,7 @@ def test_vkitti2_centimetres_with_sky_and_80_metre_cap(tmp_path):
 
 
 def test_datasets_format_reads_schema_parquet(tmp_path):
+    pytest.importorskip("skimage", reason="skimage is not installed (dev extra): the Middlebury frame")
     source = formats.middlebury_motorcycle_sample()
     (tmp_path / "data").mkdir()
     datasets.Dataset.from_list([source], features=LABELED_FEATURES).to_parquet(str(tmp_path / "data" / "train.parquet"))

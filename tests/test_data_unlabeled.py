@@ -7,7 +7,6 @@ import tarfile
 from pathlib import Path
 
 import datasets
-import mvtbdata
 import numpy as np
 import pytest
 from PIL import Image
@@ -142,6 +141,7 @@ def test_dataset_source_ids_are_row_indices_when_not_streaming(parquet_image_dat
 
 
 def test_real_photos_from_mvtb_data_come_out_rgb():
+    mvtbdata = pytest.importorskip("mvtbdata", reason="mvtbdata is not installed (dev extra): the real photos")
     images_folder = Path(mvtbdata.__file__).parent / "images"
     for _, example in zip(range(6), load_unlabeled_images(images_folder)):
         with Image.open(images_folder / example["id"]) as original:
@@ -160,7 +160,7 @@ def test_bad_sources_are_named(tmp_path):
 
 
 def test_scikit_image_photos_match_their_reference_arrays(tmp_path):
-    from skimage import data
+    data = pytest.importorskip("skimage.data", reason="skimage is not installed (dev extra): the sample photos")
 
     for name in ("astronaut.png", "camera.png"):
         (tmp_path / name).write_bytes((Path(data.data_dir) / name).read_bytes())

@@ -59,6 +59,7 @@ def _reference_middlebury_metrics(checkpoint: Path, protocol: str) -> dict:
 
 
 def test_eval_cli_writes_results_json_and_prints_the_table(tiny_checkpoint, synthetic_rgbd, tmp_path, capsys):
+    pytest.importorskip("skimage", reason="skimage is not installed (dev extra): the Middlebury frame")
     arguments = _cli([
         "eval", str(tiny_checkpoint),
         "--dataset", f"rgbd_folder={synthetic_rgbd}", "--dataset", "middlebury=skimage",
@@ -96,6 +97,7 @@ def test_batching_does_not_change_the_metrics(tiny_checkpoint, synthetic_rgbd):
 
 
 def test_metric_models_default_to_the_metric_protocol(tmp_path, tiny_config):
+    pytest.importorskip("skimage", reason="skimage is not installed (dev extra): the Middlebury frame")
     checkpoint = _save_tiny_model(
         tiny_config(version="v2", depth_estimation_type="metric", max_depth=20.0), tmp_path / "metric"
     )
@@ -118,6 +120,7 @@ def test_relative_models_refuse_depth_protocols_and_bad_specs(tiny_checkpoint):
 
 
 def test_training_script_runs_the_same_evaluation(tiny_checkpoint, tmp_path, monkeypatch):
+    pytest.importorskip("skimage", reason="skimage is not installed (dev extra): the Middlebury frame")
     monkeypatch.setattr(sys, "argv", [
         "evaluate.py", str(tiny_checkpoint), "--dataset", "middlebury=skimage", "--output_dir", str(tmp_path),
     ])

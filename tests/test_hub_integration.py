@@ -122,6 +122,7 @@ def test_convert_cli_requires_the_version_of_an_official_checkpoint(tmp_path):
 
 
 def test_eval_cli_writes_results_for_the_middlebury_frame(checkpoint_dir, tmp_path):
+    pytest.importorskip("skimage", reason="skimage is not installed (dev extra): the Middlebury frame")
     cli_main(["eval", str(checkpoint_dir), "--dataset", "middlebury=skimage", "--output_dir", str(tmp_path / "eval")])
     results = json.loads((tmp_path / "eval" / "results.json").read_text())
     text = json.dumps(results)

@@ -145,7 +145,7 @@ def test_float32_coordinates_stay_within_the_documented_bound_on_noise():
 
 
 def test_matches_the_official_opencv_pipeline():
-    cv2 = pytest.importorskip("cv2")
+    cv2 = pytest.importorskip("cv2", reason="cv2 is not installed (dev extra): the official resize")
     image = smooth_image(300, 400)
     # The official code: cv2.resize of the float image (/ 255.0) with INTER_CUBIC, then ImageNet normalisation.
     official = (cv2.resize(image / 255.0, (686, 518), interpolation=cv2.INTER_CUBIC) - IMAGENET_MEAN) / IMAGENET_STD

@@ -1,11 +1,7 @@
 """The training building blocks assembled by hand: a mixed labeled + unlabeled batch from the shared RGB-D
-folder and real photos, strong perturbation and CutMix on the unlabeled half, a tiny model, and all three
+folder and photos cut from it, strong perturbation and CutMix on the unlabeled half, a tiny model, and all three
 losses back-propagated with finite gradients."""
 
-import importlib.util
-from pathlib import Path
-
-import pytest
 import torch
 
 from depth_anything_hf import DepthAnythingHFForDepthEstimation, DepthAnythingHFImageProcessor
@@ -23,18 +19,11 @@ IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
 RESOLUTION = 56
 
 
-def photo_folder() -> Path:
-    spec = importlib.util.find_spec("mvtbdata")
-    if spec is None:
-        pytest.skip("mvtb-data (a dev dependency) is not installed")
-    return Path(list(spec.submodule_search_locations)[0]) / "images"
-
-
 def normalize(images: torch.Tensor) -> torch.Tensor:
     return (images - IMAGENET_MEAN) / IMAGENET_STD
 
 
-def test_mixed_batch_backpropagates_all_three_losses(synthetic_rgbd, tiny_config):
+def test_mixed_batch_backpropagates_all_three_losses(synthetic_rgbd, tiny_config, write_unlabeled_photos, tmp_path):
     generator = torch.Generator().manual_seed(0)
     geometry = PairedResizeCropFlip(RESOLUTION)
 
@@ -47,7 +36,7 @@ def test_mixed_batch_backpropagates_all_three_losses(synthetic_rgbd, tiny_config
         torch.stack([crop.sky_mask for crop in crops]),
     )
 
-    photos = [row["image"] for row in load_unlabeled_images(photo_folder()).take(4)]
+    photos = [row["image"] for row in load_unlabeled_images(write_unlabeled_photos(tmp_path / "photos", 4)).take(4)]
     processor = DepthAnythingHFImageProcessor(do_normalize=False)
     unlabeled_images = processor(
         images=photos, size={"height": RESOLUTION, "width": RESOLUTION}, keep_aspect_ratio=False, return_tensors="pt"

@@ -1,7 +1,6 @@
 """Training batches and objectives of both stages: targets, batch composition, CutMix input and losses, the
 losses going down on a fixed batch, and online and precomputed pseudo-labels giving the same student loss."""
 
-import importlib.util
 import math
 from pathlib import Path
 
@@ -9,7 +8,6 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
-from PIL import Image
 
 from depth_anything_hf import DepthAnythingHFForDepthEstimation, DepthAnythingHFImageProcessor
 from depth_anything_hf.data import load_unlabeled_images, make_labeled_sample
@@ -31,23 +29,6 @@ from depth_anything_hf.training.runtime import parameter_groups
 
 RESOLUTION = 28
 NO_PERTURBATION = StrongPerturbation(jitter_probability=0.0, grayscale_probability=0.0, blur_probability=0.0)
-
-
-def mvtb_photo_paths(names: tuple[str, ...]) -> list[Path]:
-    spec = importlib.util.find_spec("mvtbdata")
-    if spec is None:
-        pytest.skip("the mvtb-data package (photos for the unlabeled stream) is not installed")
-    return [Path(spec.origin).parent / "images" / name for name in names]
-
-
-def write_photos(directory: Path, names: tuple[str, ...], longest_side: int = 64) -> Path:
-    """Small JPEG copies of mvtb-data photos (several aspect ratios) in `directory`."""
-    directory.mkdir(parents=True, exist_ok=True)
-    for path in mvtb_photo_paths(names):
-        image = Image.open(path).convert("RGB")
-        image.thumbnail((longest_side, longest_side))
-        image.save(directory / f"{path.stem}.jpg", quality=95)
-    return directory
 
 
 def seeded_tiny_model(tiny_config, seed: int = 0) -> DepthAnythingHFForDepthEstimation:
@@ -214,9 +195,9 @@ def teacher_dir(tmp_path_factory, tiny_config):
 
 
 @pytest.fixture(scope="module")
-def photos_dir(tmp_path_factory):
+def photos_dir(tmp_path_factory, write_unlabeled_photos):
     # Landscape, portrait and square photos: the teacher labels them at three input sizes.
-    return write_photos(tmp_path_factory.mktemp("photos"), ("butterfly.jpg", "58060.png", "tomato_124.png", "flowers9.png"))
+    return write_unlabeled_photos(tmp_path_factory.mktemp("photos"), 4)
 
 
 def test_student_loss_goes_down_on_a_fixed_batch(photos_dir, teacher_dir, tiny_config, synthetic_rgbd):

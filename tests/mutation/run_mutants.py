@@ -8,7 +8,8 @@ time, run the fast tests that should catch it, and report the bugs no test caugh
 The copy holds the files git tracks plus the untracked ones it does not ignore (the working tree as it is), and a
 link to the `shared/` folder beside the repository when there is one, so the tests find the shared data as they do
 in the checkout. The unmutated copy must pass every selected test first; otherwise nothing is reported. A mutant
-is killed when its tests fail (or time out); it survives when they pass.
+is killed when its tests fail (or pytest cannot run them, or they time out: both said in the report); it survives
+when they pass.
 """
 
 import argparse
@@ -47,16 +48,20 @@ def copy_working_tree(destination: Path) -> Path:
 
 
 def run_tests(copy: Path, test_arguments: tuple[str, ...], timeout: float) -> tuple[str, float, str]:
-    """("passed" | "failed" | "timeout", seconds, last output lines) of pytest on `copy`."""
+    """("passed" | "failed" | "error" | "timeout", seconds, last output lines) of pytest on `copy`."""
     environment = {**os.environ, "PYTHONPATH": str(copy), "PYTHONDONTWRITEBYTECODE": "1"}
     command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *test_arguments]
     start = time.monotonic()
     try:
-        completed = subprocess.run(command, cwd=copy, env=environment, capture_output=True, text=True, timeout=timeout)
+        completed = subprocess.run(
+            command, cwd=copy, env=environment, capture_output=True, text=True, timeout=timeout, check=False
+        )
     except subprocess.TimeoutExpired:
         return "timeout", time.monotonic() - start, ""
     tail = "\n".join(completed.stdout.strip().splitlines()[-3:])
-    return ("passed" if completed.returncode == 0 else "failed"), time.monotonic() - start, tail
+    # pytest exits with 1 when tests failed; 2-4 mean it could not run them (collection or usage error).
+    outcome = {0: "passed", 1: "failed"}.get(completed.returncode, "error")
+    return outcome, time.monotonic() - start, tail
 
 
 def apply(copy: Path, mutant: Mutant) -> str:
@@ -75,9 +80,11 @@ def report(results: list[tuple[Mutant, str, float]], command: str) -> str:
     lines = [
         "# Mutation testing",
         "",
-        f"`{command}` on {datetime.date.today().isoformat()}, {platform.python_version()} on {platform.machine()} "
-        f"({os.cpu_count()} CPUs). Each planted bug is applied alone to a copy of the repository and the fast tests "
-        "of its area are run (`tests/mutation/mutants.py` lists both).",
+        (
+            f"`{command}` on {datetime.date.today().isoformat()}, Python {platform.python_version()} on "
+            f"{platform.machine()} ({os.cpu_count()} CPUs). Each planted bug is applied alone to a copy of the "
+            "repository and the fast tests of its area are run (`tests/mutation/mutants.py` lists both)."
+        ),
         "",
         f"**Mutation score: {killed} / {len(results)} killed ({100 * killed / len(results):.0f}%).**",
         "",
@@ -121,7 +128,12 @@ def main() -> int:
                 outcome, seconds, tail = run_tests(copy, mutant.tests, args.timeout)
             finally:
                 (copy / mutant.path).write_text(original, encoding="utf-8")
-            outcome = {"passed": "survived", "failed": "killed", "timeout": "killed (timeout)"}[outcome]
+            outcome = {
+                "passed": "survived",
+                "failed": "killed",
+                "error": "killed (pytest error)",
+                "timeout": "killed (timeout)",
+            }[outcome]
             results.append((mutant, outcome, seconds))
             print(f"[{index}/{len(selected)}] {outcome:16} {seconds:5.0f} s  {mutant.name}", flush=True)
 
