@@ -1,6 +1,6 @@
 """The paper's settings where users meet them: the loss functions' defaults, the student's loss settings, the
-flags the training scripts parse, and the strong perturbation's defaults (docs/method.md section 4). Each default is
-checked by its effect where one can be seen, not only by its value."""
+flags the training scripts parse, the strong perturbation's defaults (docs/method.md section 4) and the released
+configurations (section 1). Each default is checked by its effect where one can be seen, not only by its value."""
 
 import importlib.util
 from pathlib import Path
@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from depth_anything_hf import DepthAnythingHFConfig, DepthAnythingHFForDepthEstimation
 from depth_anything_hf.data.transforms import StrongPerturbation
 from depth_anything_hf.losses import feature_alignment_loss
 from depth_anything_hf.training.batches import DepthBatch
@@ -85,3 +86,15 @@ def test_strong_perturbation_defaults_are_unimatchs():
     )  # fmt: skip
     assert (perturbation.grayscale_probability, perturbation.blur_probability) == (0.2, 0.5)
     assert tuple(perturbation.blur_sigma) == (0.1, 2.0)
+
+
+def test_released_configurations_follow_the_method(tiny_config):
+    # METHOD.md section 1: patch 14, position embeddings stored for a 37x37 grid, LayerScale initialised to 1, qkv
+    # bias, LayerNorm eps 1e-6; a model built from a config without overrides uses that eps in every LayerNorm.
+    for version, size in (("v1", "small"), ("v2", "large")):
+        config = DepthAnythingHFConfig.from_variant(version, size)
+        assert (config.patch_size, config.image_size // config.patch_size) == (14, 37)
+        assert (config.layerscale_value, config.qkv_bias, config.layer_norm_eps) == (1.0, True, 1e-6)
+    model = DepthAnythingHFForDepthEstimation(tiny_config())
+    layer_norms = [module for module in model.modules() if isinstance(module, torch.nn.LayerNorm)]
+    assert layer_norms and all(layer_norm.eps == 1e-6 for layer_norm in layer_norms)

@@ -1,13 +1,15 @@
 """`student_losses` on CutMix batches built by hand: three samples (with two, rolling the batch either way gives the
 same partner), a known box per sample, and predictions that are exact only when each region is compared with
-the right teacher map; and the V2 gradient-matching term inside L_u (eq. 4-6)."""
+the right teacher map; the V2 gradient-matching term inside L_u (eq. 4-6); and the student's input perturbed
+before it is mixed."""
 
 import pytest
 import torch
 
+from depth_anything_hf.data.transforms import StrongPerturbation
 from depth_anything_hf.losses import affine_invariant_loss, gradient_matching_loss
 from depth_anything_hf.training.batches import DepthBatch
-from depth_anything_hf.training.objectives import StudentLossSettings, student_losses
+from depth_anything_hf.training.objectives import StudentLossSettings, perturb_and_mix, student_losses
 
 HEIGHT, WIDTH = 16, 32
 
@@ -92,3 +94,14 @@ def test_v2_gradient_matching_term_is_part_of_the_unlabeled_loss(targets):
     measured = unlabeled_loss(prediction, targets, left_quarter, gradient_matching_weight=2.0)
     torch.testing.assert_close(measured, expected)
     assert measured > unlabeled_loss(prediction, targets, left_quarter) + 0.1
+
+
+def test_the_students_unlabeled_input_is_perturbed_then_mixed():
+    # With grayscale as the only perturbation, u_ab is the ITU-R 601 luma of u_a in the box and of its partner
+    # u_{i-1} elsewhere: no colour survives.
+    clean = torch.rand(3, 3, HEIGHT, WIDTH, generator=torch.Generator().manual_seed(3))
+    grayscale_only = StrongPerturbation(jitter_probability=0.0, grayscale_probability=1.0, blur_probability=0.0)
+    mixed, mix_mask = perturb_and_mix(clean, grayscale_only, 1.0, torch.Generator().manual_seed(4))
+    luma = (0.299 * clean[:, 0] + 0.587 * clean[:, 1] + 0.114 * clean[:, 2])[:, None].expand(-1, 3, -1, -1)
+    expected = torch.where(mix_mask[:, None] > 0.5, luma, luma.roll(1, dims=0))
+    torch.testing.assert_close(mixed, expected, atol=1e-3, rtol=0)
