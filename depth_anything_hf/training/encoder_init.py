@@ -159,6 +159,13 @@ def model_from_checkpoint(
     return model
 
 
+def load_dinov2_into_encoder(encoder: DinoVisionTransformer, source: str | os.PathLike) -> None:
+    """Fill every parameter of `encoder` from `source` (`encoder_state_dict`), or raise a `CheckpointMismatchError`
+    listing the keys that are missing, unexpected or of the wrong shape (for instance a checkpoint of another size,
+    or position embeddings stored for another grid)."""
+    checkpoints.load_checked_state_dict(encoder, encoder_state_dict(source, encoder), source=f"--encoder_init {source}")
+
+
 def initialize_encoder(model: nn.Module, encoder_init: str | os.PathLike | None) -> None:
     """Initialise `model.encoder` from DINOv2 (`--encoder_init`); "none" or None keeps the random init."""
     if encoder_init is None or str(encoder_init) == NO_ENCODER_INIT:
