@@ -151,6 +151,9 @@ def test_relative_scripts_refuse_metric_models(tmp_path, capsys):
     with pytest.raises(SystemExit):
         train_teacher.parse_args(teacher_arguments("--init_from", "x", "--encoder_init", "y"))
     assert "drop --encoder_init" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        train_teacher.parse_args(teacher_arguments("--init_from", "depth_anything_v2_vits.pth"))
+    assert "does not say whether it is V1 or V2" in capsys.readouterr().err
 
 
 def test_forward_with_labels_is_silog_in_metres_for_metric_models():

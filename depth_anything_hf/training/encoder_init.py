@@ -119,6 +119,20 @@ def load_depth_anything(source: str | os.PathLike) -> DepthAnythingHFForDepthEst
     return loaded
 
 
+def official_release_config(
+    source: str | os.PathLike, model_config: str | os.PathLike | None
+) -> DepthAnythingHFConfig:
+    """The configuration for the official `.pth` `source`: `model_config`, which must name the release."""
+    config = resolve_model_config(model_config) if model_config is not None else None
+    if config is None or config.version is None:
+        raise ValueError(
+            f"--init_from {str(source)!r}: an official .pth does not say whether it is V1 or V2 (the releases "
+            "tap different encoder blocks); give its variant with --model_config (v1-small ... v2-giant) or a "
+            "config JSON with a 'version'"
+        )
+    return config
+
+
 def model_from_checkpoint(
     source: str | os.PathLike, model_config: str | os.PathLike | None = None
 ) -> DepthAnythingHFForDepthEstimation:
@@ -130,13 +144,7 @@ def model_from_checkpoint(
     id gives its own configuration. An official `.pth` needs `model_config` for its release.
     """
     if str(source).endswith(OFFICIAL_SUFFIXES):
-        config = resolve_model_config(model_config) if model_config is not None else None
-        if config is None or config.version is None:
-            raise ValueError(
-                f"--init_from {str(source)!r}: an official .pth does not say whether it is V1 or V2 (the releases "
-                "tap different encoder blocks); give its variant with --model_config (v1-small ... v2-giant) or a "
-                "config JSON with a 'version'"
-            )
+        config = official_release_config(source, model_config)
         model = DepthAnythingHFForDepthEstimation(config)
         checkpoints.load_official_checkpoint(model, checkpoints.read_official_state_dict(source), str(source))
         return model
@@ -196,6 +204,8 @@ class FrozenFeatureEncoder(nn.Module):
 
 def initial_depth_estimation_type(model_config: str | os.PathLike | None, init_from: str | os.PathLike | None) -> str:
     """"relative" or "metric": what the model of `--model_config` / `--init_from` predicts (configs only)."""
+    if str(init_from).endswith(OFFICIAL_SUFFIXES):
+        return official_release_config(init_from, model_config).depth_estimation_type
     if model_config is not None:
         return resolve_model_config(model_config).depth_estimation_type
     config_dict, _ = PreTrainedConfig.get_config_dict(init_from)
