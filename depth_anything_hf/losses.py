@@ -392,16 +392,16 @@ def silog_loss(
 def supervised_depth_loss(
     prediction: Tensor,
     labels: Tensor,
-    valid_mask: Optional[Tensor],
+    valid_mask: Tensor | None,
     depth_estimation_type: str,
-    max_depth: Optional[float] = None,
+    max_depth: float | None = None,
 ) -> Tensor:
-    """The loss of ``forward(labels=...)`` for a model's output kind.
+    """The loss of `forward(labels=...)` for a model's output kind.
 
-    ``"relative"``: ``labels`` are disparity (any affine transform of it) and the loss is the affine-invariant
-    loss of eq. 1-2. ``"metric"``: ``labels`` are depth in metres and the loss is :func:`silog_loss` (V2 metric
-    fine-tuning, lambda 0.5) over the valid pixels with ``min_depth <= labels <= max_depth`` (``max_depth``: the
-    model's cap, since a Sigmoid x max_depth head cannot reach deeper targets).
+    `"relative"`: `labels` are disparity (any affine transform of it) and the loss is the affine-invariant loss of
+    eq. 1-2. `"metric"`: `labels` are depth in metres and the loss is `silog_loss` (V2 metric fine-tuning, lambda
+    0.5) over the valid pixels with `min_depth <= labels <= max_depth` (`max_depth`: the model's cap, since a
+    Sigmoid x max_depth head cannot reach deeper targets).
     """
     if depth_estimation_type == "relative":
         return affine_invariant_loss(prediction, labels, valid_mask)

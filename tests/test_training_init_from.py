@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_config
 from safetensors.torch import load_file, save_file
 from transformers import DepthAnythingForDepthEstimation, Dinov2Config, Dinov2Model
 
@@ -27,7 +26,7 @@ IMAGE_SIZE = 28
 KINDS = ("ours", "transformers", "official_pth")
 
 
-def source_model(**overrides) -> DepthAnythingHFForDepthEstimation:
+def source_model(tiny_config, **overrides) -> DepthAnythingHFForDepthEstimation:
     """A tiny V2 model away from its initialisation, so that any tensor left unloaded shows."""
     torch.manual_seed(0)
     model = DepthAnythingHFForDepthEstimation(tiny_config(image_size=IMAGE_SIZE, version="v2", **overrides)).eval()
@@ -51,15 +50,15 @@ def save_as(model: DepthAnythingHFForDepthEstimation, kind: str, directory: Path
 
 
 @pytest.fixture
-def tiny_config_file(tmp_path) -> Path:
+def tiny_config_file(tmp_path, tiny_config) -> Path:
     path = tmp_path / "tiny_v2.json"
     tiny_config(image_size=IMAGE_SIZE, version="v2").to_json_file(path)
     return path
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_init_from_gives_every_tensor_of_the_source(kind, tmp_path, tiny_config_file):
-    source = source_model()
+def test_init_from_gives_every_tensor_of_the_source(kind, tmp_path, tiny_config, tiny_config_file):
+    source = source_model(tiny_config)
     path = save_as(source, kind, tmp_path / kind)
     # A .pth needs the variant for its release; directories carry their own configuration.
     model = model_from_checkpoint(path, tiny_config_file if kind == "official_pth" else None)
@@ -70,8 +69,8 @@ def test_init_from_gives_every_tensor_of_the_source(kind, tmp_path, tiny_config_
     assert model.config.out_indices == source.config.out_indices
 
 
-def test_init_from_a_transformers_checkpoint_predicts_what_transformers_does(tmp_path):
-    source = source_model()
+def test_init_from_a_transformers_checkpoint_predicts_what_transformers_does(tmp_path, tiny_config):
+    source = source_model(tiny_config)
     source.export_to_transformers(tmp_path)
     pixel_values = torch.randn(1, 3, IMAGE_SIZE, IMAGE_SIZE, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
@@ -80,8 +79,8 @@ def test_init_from_a_transformers_checkpoint_predicts_what_transformers_does(tmp
     torch.testing.assert_close(ours, expected, rtol=1e-4, atol=1e-5)
 
 
-def test_init_from_an_official_pth_needs_the_release(tmp_path):
-    path = save_as(source_model(), "official_pth", tmp_path)
+def test_init_from_an_official_pth_needs_the_release(tmp_path, tiny_config):
+    path = save_as(source_model(tiny_config), "official_pth", tmp_path)
     with pytest.raises(ValueError, match="V1 or V2"):
         model_from_checkpoint(path)
     no_version = tmp_path / "no_version.json"
@@ -90,14 +89,14 @@ def test_init_from_an_official_pth_needs_the_release(tmp_path):
         model_from_checkpoint(path, no_version)
 
 
-def test_init_from_refuses_other_taps_other_sizes_and_other_models(tmp_path, tiny_config_file):
-    save_as(source_model(), "ours", tmp_path / "ours")
+def test_init_from_refuses_other_taps_other_sizes_and_other_models(tmp_path, tiny_config, tiny_config_file):
+    save_as(source_model(tiny_config), "ours", tmp_path / "ours")
     v1_taps = tmp_path / "v1_taps.json"
     tiny_config(image_size=IMAGE_SIZE, version="v1", out_indices=[0, 1, 2, 2]).to_json_file(v1_taps)
     with pytest.raises(CheckpointMismatchError, match="taps encoder blocks"):
         model_from_checkpoint(tmp_path / "ours", v1_taps)
 
-    save_as(source_model(hidden_size=48, num_attention_heads=3), "official_pth", tmp_path / "wide")
+    save_as(source_model(tiny_config, hidden_size=48, num_attention_heads=3), "official_pth", tmp_path / "wide")
     with pytest.raises(CheckpointMismatchError, match="wrong shape"):
         model_from_checkpoint(tmp_path / "wide" / "depth_anything_v2_tiny.pth", tiny_config_file)
 
@@ -107,8 +106,8 @@ def test_init_from_refuses_other_taps_other_sizes_and_other_models(tmp_path, tin
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_encoder_init_takes_the_encoder_out_of_a_depth_anything_checkpoint(kind, tmp_path):
-    source = source_model()
+def test_encoder_init_takes_the_encoder_out_of_a_depth_anything_checkpoint(kind, tmp_path, tiny_config):
+    source = source_model(tiny_config)
     path = save_as(source, kind, tmp_path / kind)
     torch.manual_seed(1)
     model = DepthAnythingHFForDepthEstimation(tiny_config(image_size=IMAGE_SIZE, version="v2"))
@@ -120,7 +119,7 @@ def test_encoder_init_takes_the_encoder_out_of_a_depth_anything_checkpoint(kind,
         assert torch.equal(model.state_dict()[name], tensor), name  # the decoder is not touched
 
 
-def test_encoder_init_refuses_a_dinov2_that_does_not_fill_the_encoder(tmp_path):
+def test_encoder_init_refuses_a_dinov2_that_does_not_fill_the_encoder(tmp_path, tiny_config):
     Dinov2Model(Dinov2Config(hidden_size=32, num_hidden_layers=4, num_attention_heads=2, image_size=IMAGE_SIZE)).save_pretrained(tmp_path)
     weights = load_file(tmp_path / "model.safetensors")
     del weights["encoder.layer.3.mlp.fc2.weight"]
@@ -134,7 +133,7 @@ def teacher_arguments(*model_arguments: str) -> list[str]:
     return ["--dataset", "data", "--output_dir", "out", *model_arguments]
 
 
-def test_relative_scripts_refuse_metric_models(tmp_path, capsys):
+def test_relative_scripts_refuse_metric_models(tmp_path, capsys, tiny_config):
     metric_source = DepthAnythingHFForDepthEstimation(
         tiny_config(image_size=IMAGE_SIZE, version="v2", depth_estimation_type="metric", max_depth=20)
     )
@@ -156,7 +155,7 @@ def test_relative_scripts_refuse_metric_models(tmp_path, capsys):
     assert "does not say whether it is V1 or V2" in capsys.readouterr().err
 
 
-def test_forward_with_labels_is_silog_in_metres_for_metric_models():
+def test_forward_with_labels_is_silog_in_metres_for_metric_models(tiny_config):
     torch.manual_seed(0)
     model = DepthAnythingHFForDepthEstimation(
         tiny_config(depth_estimation_type="metric", max_depth=10.0, version="v2")
@@ -175,7 +174,7 @@ def test_forward_with_labels_is_silog_in_metres_for_metric_models():
     assert outputs.loss.item() == pytest.approx(expected, rel=1e-5)
 
 
-def test_metric_models_are_evaluated_up_to_their_max_depth():
+def test_metric_models_are_evaluated_up_to_their_max_depth(tiny_config):
     kitti = get_preset("kitti")  # 80 m
     assert evaluation_depth_cap(kitti, tiny_config(depth_estimation_type="metric", max_depth=20)) == 20
     assert evaluation_depth_cap(get_preset("nyu"), tiny_config(depth_estimation_type="metric", max_depth=20)) == 10

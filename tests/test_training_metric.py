@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_config
 from PIL import Image
 from safetensors.torch import load_file
-from test_training_scripts import SCRIPTS, SYNTHETIC_RGBD, run
+from test_training_scripts import SCRIPTS, run
 from transformers import pipeline
 
 from depth_anything_hf import DepthAnythingHFForDepthEstimation
@@ -26,9 +25,7 @@ VALIDATION_LINE = re.compile(r"Step (\d+): validation abs_rel ([0-9.]+)")
 
 
 @pytest.fixture(scope="module")
-def relative_checkpoint(tmp_path_factory) -> Path:
-    if not SYNTHETIC_RGBD.is_dir():
-        pytest.skip(f"the synthetic RGB-D frames are missing: expected them at {SYNTHETIC_RGBD}")
+def relative_checkpoint(tmp_path_factory, tiny_config) -> Path:
     path = tmp_path_factory.mktemp("relative")
     torch.manual_seed(0)
     DepthAnythingHFForDepthEstimation(tiny_config(image_size=28, version="v2")).save_pretrained(path)
@@ -36,11 +33,11 @@ def relative_checkpoint(tmp_path_factory) -> Path:
     return path
 
 
-def metric_arguments(init_from: Path, output_dir: Path) -> list[str]:
+def metric_arguments(init_from: Path, output_dir: Path, synthetic_rgbd: Path) -> list[str]:
     return [
         str(SCRIPTS / "train_metric.py"), "--init_from", str(init_from), "--max_depth", str(MAX_DEPTH),
-        "--dataset", str(SYNTHETIC_RGBD), "--dataset_split", "train[:-10%]",
-        "--validation_dataset", f"rgbd_folder={SYNTHETIC_RGBD}", "--validation_split", "train[-10%:]",
+        "--dataset", str(synthetic_rgbd), "--dataset_split", "train[:-10%]",
+        "--validation_dataset", f"rgbd_folder={synthetic_rgbd}", "--validation_split", "train[-10%:]",
         "--max_validation_images", "6", "--validation_steps", str(VALIDATION_STEPS),
         "--resolution", "28", "--train_batch_size", "2", "--max_train_steps", str(STEPS),
         "--checkpointing_steps", str(CHECKPOINTING_STEPS), "--encoder_learning_rate", "1e-3",
@@ -53,9 +50,9 @@ def validated_abs_rel(stderr: str) -> dict[int, float]:
 
 
 @pytest.fixture(scope="module")
-def metric_run(relative_checkpoint, tmp_path_factory):
+def metric_run(relative_checkpoint, tmp_path_factory, synthetic_rgbd):
     output_dir = tmp_path_factory.mktemp("metric")
-    completed = run(metric_arguments(relative_checkpoint, output_dir))
+    completed = run(metric_arguments(relative_checkpoint, output_dir, synthetic_rgbd))
     return output_dir, validated_abs_rel(completed.stderr)
 
 
@@ -80,12 +77,12 @@ def test_validates_keeps_the_best_model_and_reports_the_final_metrics(metric_run
     assert f"{round(evaluation['metrics']['abs_rel'], 4)}" in card
 
 
-def test_the_pipeline_runs_the_output_as_metric_depth(metric_run):
+def test_the_pipeline_runs_the_output_as_metric_depth(metric_run, synthetic_rgbd):
     output_dir, _ = metric_run
     estimator = pipeline("depth-estimation", model=str(output_dir))
     assert estimator.model.config.depth_estimation_type == "metric"
     assert estimator.image_processor.depth_estimation_type == "metric"
-    image = Image.open(SYNTHETIC_RGBD / "train_1_0000.jpg")
+    image = Image.open(synthetic_rgbd / "train_1_0000.jpg")
     depth = estimator(image)["predicted_depth"]
     assert depth.shape == (image.height, image.width)
     assert depth.min() > 0 and depth.max() <= MAX_DEPTH  # Sigmoid x max_depth, in metres
@@ -93,10 +90,13 @@ def test_the_pipeline_runs_the_output_as_metric_depth(metric_run):
     assert estimator.image_processor.post_process_depth_estimation(outputs)[0]["depth_type"] == "metric_depth"
 
 
-def test_a_run_resumed_from_its_checkpoint_ends_like_the_uninterrupted_one(relative_checkpoint, metric_run, tmp_path):
+def test_a_run_resumed_from_its_checkpoint_ends_like_the_uninterrupted_one(
+    relative_checkpoint, metric_run, tmp_path, synthetic_rgbd
+):
     output_dir, abs_rel = metric_run
     shutil.copytree(output_dir / f"checkpoint-{CHECKPOINTING_STEPS}", tmp_path / f"checkpoint-{CHECKPOINTING_STEPS}")
-    resumed_run = run([*metric_arguments(relative_checkpoint, tmp_path), "--resume_from_checkpoint", "latest"])
+    arguments = metric_arguments(relative_checkpoint, tmp_path, synthetic_rgbd)
+    resumed_run = run([*arguments, "--resume_from_checkpoint", "latest"])
     assert f"at step {CHECKPOINTING_STEPS}" in resumed_run.stderr
     resumed_abs_rel = validated_abs_rel(resumed_run.stderr)
     assert resumed_abs_rel == {step: abs_rel[step] for step in (30, 40)}
