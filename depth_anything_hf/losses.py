@@ -387,3 +387,24 @@ def silog_loss(
     count = valid.sum().clamp_min(1)
     variance = (log_ratio**2).sum() / count - lambd * (log_ratio.sum() / count) ** 2
     return torch.where(variance > 0, variance.clamp_min(SILOG_VARIANCE_FLOOR).sqrt(), 0.0)
+
+
+def supervised_depth_loss(
+    prediction: Tensor,
+    labels: Tensor,
+    valid_mask: Tensor | None,
+    depth_estimation_type: str,
+    max_depth: float | None = None,
+) -> Tensor:
+    """The loss of `forward(labels=...)` for a model's output kind.
+
+    `"relative"`: `labels` are disparity (any affine transform of it) and the loss is the affine-invariant loss of
+    eq. 1-2. `"metric"`: `labels` are depth in metres and the loss is `silog_loss` (V2 metric fine-tuning, lambda
+    0.5) over the valid pixels with `min_depth <= labels <= max_depth` (`max_depth`: the model's cap, since a
+    Sigmoid x max_depth head cannot reach deeper targets).
+    """
+    if depth_estimation_type == "relative":
+        return affine_invariant_loss(prediction, labels, valid_mask)
+    if depth_estimation_type == "metric":
+        return silog_loss(prediction, labels, valid_mask, max_depth=max_depth)
+    raise ValueError(f"depth_estimation_type must be 'relative' or 'metric', got {depth_estimation_type!r}")

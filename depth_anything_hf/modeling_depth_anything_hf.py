@@ -378,8 +378,10 @@ class DepthAnythingHFForDepthEstimation(DepthAnythingHFPreTrainedModel):
             pixel_values (`torch.FloatTensor` of shape `(batch_size, 3, height, width)`):
                 Normalised images; height and width must be multiples of `config.patch_size` (14).
             labels (`torch.FloatTensor` of shape `(batch_size, height, width)`, *optional*):
-                Target disparity (relative models) or depth (metric models). With labels, the affine-invariant
-                loss of docs/method.md eq. 1-2 is returned as `loss`.
+                Targets, returned with their loss as `loss`: for relative models disparity (or any affine transform
+                of it) and the affine-invariant loss of docs/method.md eq. 1-2; for metric models depth in metres and
+                the SiLog loss of V2's metric fine-tuning (docs/method.md section 4), over the valid pixels with
+                1e-3 <= depth <= `config.max_depth`.
             valid_mask (`torch.BoolTensor` of shape `(batch_size, height, width)`, *optional*):
                 Pixels of `labels` that count in the loss; all pixels by default.
             output_hidden_states (`bool`, *optional*):
@@ -418,7 +420,9 @@ class DepthAnythingHFForDepthEstimation(DepthAnythingHFPreTrainedModel):
                     f"labels must have the prediction's shape {tuple(predicted_depth.shape)}, got {tuple(labels.shape)}"
                 )
             losses = _package_module("losses", "Training (forward with labels)")
-            loss = losses.affine_invariant_loss(predicted_depth, labels, valid_mask)
+            loss = losses.supervised_depth_loss(
+                predicted_depth, labels, valid_mask, self.config.depth_estimation_type, self.config.max_depth
+            )
 
         encoder_features = last_patch_tokens if output_encoder_features else None
         if not return_dict:

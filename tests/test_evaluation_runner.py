@@ -96,16 +96,35 @@ def test_batching_does_not_change_the_metrics(tiny_checkpoint, synthetic_rgbd):
         assert batched["evaluations"][0]["metrics"][name] == pytest.approx(value, rel=1e-4, abs=1e-6), name
 
 
-def test_metric_models_default_to_the_metric_protocol(tmp_path, tiny_config):
+def test_metric_models_default_to_the_metric_protocol_capped_at_their_max_depth(tmp_path, tiny_config):
     pytest.importorskip("skimage", reason="skimage is not installed (dev extra): the Middlebury frame")
+    max_depth = 3.0  # below the Middlebury preset's 10 m, and below part of the frame's ground truth
     checkpoint = _save_tiny_model(
-        tiny_config(version="v2", depth_estimation_type="metric", max_depth=20.0), tmp_path / "metric"
+        tiny_config(version="v2", depth_estimation_type="metric", max_depth=max_depth), tmp_path / "metric"
     )
     results = evaluate_model(str(checkpoint), [evaluation_dataset("middlebury=skimage")])
     assert results["prediction_type"] == "depth"
     assert [row["protocol"] for row in results["evaluations"]] == ["metric"]
-    metrics = results["evaluations"][0]["metrics"]
-    assert 0 <= metrics["delta1"] <= 1 and metrics["abs_rel"] > 0
+    assert results["evaluations"][0]["settings"]["max_depth"] == max_depth
+
+    model = DepthAnythingHFForDepthEstimation.from_pretrained(checkpoint).eval()
+    sample = sample_to_tensors(middlebury_motorcycle_sample())
+    pixel_values = DepthAnythingHFImageProcessor()(images=sample["image"], return_tensors="pt")["pixel_values"]
+    with torch.no_grad():
+        depth = model(pixel_values).predicted_depth
+    upsampled = F.interpolate(depth[:, None], size=sample["depth"].shape, mode="bilinear", align_corners=True)[0, 0]
+    preset = get_preset("middlebury")
+
+    def reference(depth_cap: float) -> dict:
+        return compute_metrics(
+            upsampled, sample["depth"], sample["valid_mask"], prediction_type="depth", protocol="metric",
+            depth_cap=depth_cap, min_depth=preset.min_depth, crop=preset.crop, check_orientation=False,
+        )  # fmt: skip
+
+    measured = results["evaluations"][0]["metrics"]
+    for name, value in reference(max_depth).items():
+        assert measured[name] == pytest.approx(value, rel=1e-4, abs=1e-6), name
+    assert measured["abs_rel"] != pytest.approx(reference(preset.max_depth)["abs_rel"], rel=1e-3)
 
 
 def test_relative_models_refuse_depth_protocols_and_bad_specs(tiny_checkpoint):

@@ -1,6 +1,7 @@
 """Stage 2 of Depth Anything: train the student S on labeled and pseudo-labeled images (docs/method.md section 4).
 
-The student is re-initialised from DINOv2 (`--encoder_init`), not from the teacher. Every batch mixes labeled
+The student is re-initialised from DINOv2 (`--encoder_init`), not from the teacher (`--init_from` starts it from
+a whole Depth Anything model instead, to fine-tune a released one). Every batch mixes labeled
 and pseudo-labeled images 1:`--unlabeled_ratio` (1:2); each unlabeled image is used once per pass. Pseudo-labels
 come from `pseudo_label.py` (`--pseudo_labels`) or from a teacher held in memory (`--teacher` with
 `--unlabeled_dataset`), which computes the same targets. The student sees the unlabeled images strongly
@@ -26,7 +27,12 @@ from accelerate.utils import gather_object
 from depth_anything_hf import DepthAnythingHFForDepthEstimation, DepthAnythingHFImageProcessor
 from depth_anything_hf.data.transforms import PairedResizeCropFlip, StrongPerturbation, cutmix_with_partners
 from depth_anything_hf.mixed_precision import autocast_dtype
-from depth_anything_hf.training.arguments import check_training_arguments, training_parser, unlabeled_ratio
+from depth_anything_hf.training.arguments import (
+    check_training_arguments,
+    require_relative_model,
+    training_parser,
+    unlabeled_ratio,
+)
 from depth_anything_hf.training.batches import (
     labeled_batch,
     normalize_images,
@@ -87,10 +93,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--alpha is a cosine and must be in [-1, 1], got {args.alpha}")
     if not 0.0 <= args.ignore_largest_fraction < 1.0:
         parser.error(f"--ignore_largest_fraction must be in [0, 1), got {args.ignore_largest_fraction}")
-    args.feature_alignment_encoder = args.feature_alignment_encoder or args.encoder_init
-    if not args.no_feature_alignment and args.feature_alignment_encoder == NO_ENCODER_INIT:
-        parser.error("feature alignment needs a DINOv2: give --feature_alignment_encoder or --no_feature_alignment")
     check_training_arguments(parser, args)
+    require_relative_model(parser, args)
+    args.feature_alignment_encoder = args.feature_alignment_encoder or args.encoder_init
+    if not args.no_feature_alignment and args.feature_alignment_encoder in (None, NO_ENCODER_INIT):
+        parser.error("feature alignment needs a DINOv2: give --feature_alignment_encoder or --no_feature_alignment")
     try:
         args.num_labeled, args.num_unlabeled = split_batch_size(args.train_batch_size, args.unlabeled_ratio)
     except ValueError as error:
@@ -115,7 +122,9 @@ def main(args: argparse.Namespace) -> DepthAnythingHFForDepthEstimation:
     streams = {"unlabeled": unlabeled}
     labeled = None
     if args.num_labeled:
-        labeled = streams["labeled"] = labeled_stream(args.dataset, accelerator, args.seed, args.shuffle_buffer_size)
+        labeled = streams["labeled"] = labeled_stream(
+            args.dataset, accelerator, args.seed, args.shuffle_buffer_size, args.dataset_split
+        )
 
     max_train_steps = resolve_max_train_steps(
         args,

@@ -1,6 +1,8 @@
 """Stage 1 of Depth Anything: train the teacher T on labeled RGB-D data (docs/method.md section 4).
 
-The encoder starts from DINOv2 (`--encoder_init`), the DPT decoder from scratch. Targets are disparity
+The encoder starts from DINOv2 (`--encoder_init`), the DPT decoder from scratch; `--init_from` starts from a
+whole Depth Anything model instead (ours, transformers' or an official .pth), to fine-tune it on your data.
+Metric models are refused: they are fine-tuned by `train_metric.py`. Targets are disparity
 (1/depth normalised per map, sky -> 0), the loss is affine-invariant (eq. 1-2), augmentation is a resize of the
 short side to `--resolution`, a random square crop and a horizontal flip. AdamW with 5e-6 on the encoder and
 10x on the decoder, linear decay.
@@ -19,7 +21,7 @@ from accelerate.utils import gather_object
 
 from depth_anything_hf import DepthAnythingHFForDepthEstimation
 from depth_anything_hf.data.transforms import PairedResizeCropFlip
-from depth_anything_hf.training.arguments import check_training_arguments, training_parser
+from depth_anything_hf.training.arguments import check_training_arguments, require_relative_model, training_parser
 from depth_anything_hf.training.batches import labeled_batch, normalize_images
 from depth_anything_hf.training.checkpointing import checkpoint_folder, register_process_states, resume_from_checkpoint
 from depth_anything_hf.training.export import save_final_model
@@ -41,6 +43,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if not args.dataset:
         parser.error("the teacher trains on labeled data: give at least one --dataset")
     check_training_arguments(parser, args)
+    require_relative_model(parser, args)
     return args
 
 
@@ -48,7 +51,7 @@ def main(args: argparse.Namespace) -> DepthAnythingHFForDepthEstimation:
     """Train, save the final model to `--output_dir`, and return it (this process's copy)."""
     accelerator = start_accelerator(args)
     model = create_model(args)
-    stream = labeled_stream(args.dataset, accelerator, args.seed, args.shuffle_buffer_size)
+    stream = labeled_stream(args.dataset, accelerator, args.seed, args.shuffle_buffer_size, args.dataset_split)
     max_train_steps = resolve_max_train_steps(
         args,
         examples_per_epoch=lambda: sum(gather_object([stream.count_examples()])),

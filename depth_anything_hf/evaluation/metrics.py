@@ -262,6 +262,17 @@ class MetricsAverager:
             self._sums[name] += image_metrics[name]
         self.num_images += 1
 
+    @classmethod
+    def combined(cls, averagers) -> "MetricsAverager":
+        """One averager over the images of all `averagers` (e.g. gathered from several processes)."""
+        total = cls()
+        for averager in averagers:
+            for name in METRIC_NAMES:
+                total._sums[name] += averager._sums[name]
+            total.num_images += averager.num_images
+            total.num_skipped += averager.num_skipped
+        return total
+
     def compute(self) -> dict:
         """`{"metrics": per-image means, "num_images": images averaged, "num_skipped": ...}`."""
         if self.num_images == 0:

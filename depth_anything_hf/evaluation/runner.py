@@ -28,6 +28,7 @@ from .reporting import results_table
 PREDICTION_TYPE_OF_ESTIMATION_TYPE = {"relative": "disparity", "metric": "depth"}
 DEFAULT_PROTOCOLS = {"relative": ("disparity",), "metric": ("metric",)}
 MIDDLEBURY_SKIMAGE = "skimage"
+RESULTS_FILE = "results.json"
 
 
 def code_version() -> str:
@@ -103,6 +104,117 @@ def predict(model, pixel_values: torch.Tensor, flip_average: bool, dtype: torch.
     return prediction
 
 
+def evaluation_row(
+    preset: DatasetPreset,
+    path: str,
+    split: str,
+    protocol: str,
+    averager: MetricsAverager,
+    depth_cap: float,
+    min_depth: float | None = None,
+) -> dict:
+    """One entry of results.json's `evaluations` (which model cards read), with the depth range used."""
+    return {
+        "dataset": preset.name,
+        "title": preset.title,
+        "path": path,
+        "split": split,
+        "protocol": protocol,
+        "settings": {**preset.to_dict(), "min_depth": min_depth or preset.min_depth, "max_depth": depth_cap},
+        **averager.compute(),
+    }
+
+
+def results_document(
+    model_name_or_path: str,
+    model_config,
+    evaluations: list[dict],
+    input_size: int,
+    flip_average: bool,
+    mixed_precision: str,
+) -> dict:
+    """The content of results.json: what was evaluated, how, with which code, and the `evaluations` rows."""
+    estimation_type = model_config.depth_estimation_type
+    return {
+        "model": model_name_or_path,
+        "depth_estimation_type": estimation_type,
+        "prediction_type": PREDICTION_TYPE_OF_ESTIMATION_TYPE[estimation_type],
+        "code_version": code_version(),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "flip_average": flip_average,
+        "input_size": input_size,
+        "mixed_precision": mixed_precision,
+        "evaluations": evaluations,
+    }
+
+
+def write_results(results: dict, output_dir: str | Path) -> Path:
+    """Write results.json to `output_dir` (created if missing) and return its path."""
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    path = output_dir / RESULTS_FILE
+    path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def evaluation_depth_cap(preset: DatasetPreset, model_config) -> float:
+    """The ground-truth depth cap: the preset's, and for a metric model at most its `max_depth`, since its
+    Sigmoid x max_depth head cannot predict deeper (as the official metric evaluation masks depth > max_depth)."""
+    if model_config.depth_estimation_type == "metric":
+        return min(preset.max_depth, model_config.max_depth)
+    return preset.max_depth
+
+
+def score_samples(
+    model,
+    processor,
+    samples,
+    protocols,
+    *,
+    prediction_type: str,
+    min_depth: float,
+    depth_cap: float,
+    crop=None,
+    batch_size: int = 4,
+    flip_average: bool = False,
+    dtype: torch.dtype | None = None,
+    num_workers: int = 0,
+    description: str = "evaluation",
+    total: int | None = None,
+    disable_progress: bool = False,
+) -> dict[str, MetricsAverager]:
+    """Score `model` (anything whose output has `predicted_depth`) on labeled-schema `samples` (an iterable
+    dataset or a list): `processor` pre-processes each run of same-size images and resizes the predictions back
+    to the ground truth's size, and every image is scored under each protocol; the forward runs under autocast
+    to `dtype` (None: no autocast). Returns one averager per protocol (this process's images only)."""
+    device = next(model.parameters()).device
+    averagers = {protocol: MetricsAverager() for protocol in protocols}
+    loader = DataLoader(samples, batch_size=None, collate_fn=_tensor_sample, num_workers=num_workers)
+    with tqdm(desc=description, unit="image", total=total, disable=disable_progress) as progress:
+        for batch in _size_runs(loader, batch_size):
+            pixel_values = processor(
+                images=[sample["image"] for sample in batch], return_tensors="pt", device=device
+            )["pixel_values"]
+            predictions = processor.post_process_depth_estimation(
+                {"predicted_depth": predict(model, pixel_values, flip_average, dtype)},
+                target_sizes=[tuple(sample["depth"].shape) for sample in batch],
+            )
+            for sample, prediction in zip(batch, predictions):
+                gt_depth = sample["depth"].to(device)
+                valid_mask = sample["valid_mask"].to(device)
+                for protocol, averager in averagers.items():
+                    averager.update(
+                        compute_metrics(
+                            prediction["predicted_depth"], gt_depth, valid_mask,
+                            prediction_type=prediction_type, protocol=protocol,
+                            depth_cap=depth_cap, min_depth=min_depth, crop=crop,
+                            check_orientation=False,  # the type comes from the model's config
+                        )
+                    )
+            progress.update(len(batch))
+    return averagers
+
+
 def evaluate_model(
     model_name_or_path: str,
     datasets: list[tuple[DatasetPreset, str]],
@@ -118,6 +230,9 @@ def evaluate_model(
     output_dir: str | Path | None = None,
 ) -> dict:
     """Evaluate a checkpoint on datasets; returns the results.json content (and writes it to `output_dir`).
+
+    Metric models are scored without alignment (protocol "metric" by default) with the ground truth capped at
+    the smaller of the preset's depth range and the model's `max_depth` (`evaluation_depth_cap`).
 
     Args:
         model_name_or_path: local folder or Hub id (our layout or transformers' Depth Anything layout).
@@ -151,62 +266,24 @@ def evaluate_model(
 
     evaluations = []
     for preset, path in datasets:
-        averagers = {protocol: MetricsAverager() for protocol in protocols}
         samples = load_evaluation_samples(preset, path, split)
         if max_images is not None:
             samples = samples[:max_images] if isinstance(samples, list) else samples.take(max_images)
-        loader = DataLoader(samples, batch_size=None, collate_fn=_tensor_sample, num_workers=num_workers)
-        total = len(samples) if isinstance(samples, list) else max_images
-        with tqdm(desc=f"{preset.name} ({path})", unit="image", total=total) as progress:
-            for batch in _size_runs(loader, batch_size):
-                pixel_values = processor(
-                    images=[sample["image"] for sample in batch], return_tensors="pt", device=device
-                )["pixel_values"]
-                predictions = processor.post_process_depth_estimation(
-                    {"predicted_depth": predict(model, pixel_values, flip_average, forward_dtype)},
-                    target_sizes=[tuple(sample["depth"].shape) for sample in batch],
-                )
-                for sample, prediction in zip(batch, predictions):
-                    gt_depth = sample["depth"].to(device)
-                    valid_mask = sample["valid_mask"].to(device)
-                    for protocol, averager in averagers.items():
-                        averager.update(
-                            compute_metrics(
-                                prediction["predicted_depth"], gt_depth, valid_mask,
-                                prediction_type=prediction_type, protocol=protocol,
-                                depth_cap=preset.max_depth, min_depth=preset.min_depth, crop=preset.crop,
-                                check_orientation=False,  # the type comes from the model's config
-                            )
-                        )
-                progress.update(len(batch))
+        depth_cap = evaluation_depth_cap(preset, model.config)
+        averagers = score_samples(
+            model, processor, samples, protocols,
+            prediction_type=prediction_type, min_depth=preset.min_depth, depth_cap=depth_cap, crop=preset.crop,
+            batch_size=batch_size, flip_average=flip_average, dtype=forward_dtype, num_workers=num_workers,
+            description=f"{preset.name} ({path})", total=len(samples) if isinstance(samples, list) else max_images,
+        )  # fmt: skip
         for protocol, averager in averagers.items():
-            evaluations.append(
-                {
-                    "dataset": preset.name,
-                    "title": preset.title,
-                    "path": path,
-                    "split": split,
-                    "protocol": protocol,
-                    "settings": preset.to_dict(),
-                    **averager.compute(),
-                }
-            )
+            evaluations.append(evaluation_row(preset, path, split, protocol, averager, depth_cap))
 
-    results = {
-        "model": model_name_or_path,
-        "depth_estimation_type": estimation_type,
-        "prediction_type": prediction_type,
-        "code_version": code_version(),
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "flip_average": flip_average,
-        "input_size": processor.size["height"],
-        "mixed_precision": mixed_precision,
-        "evaluations": evaluations,
-    }
+    results = results_document(
+        model_name_or_path, model.config, evaluations, processor.size["height"], flip_average, mixed_precision
+    )
     if output_dir is not None:
-        output_dir = Path(output_dir)
-        output_dir.mkdir(parents=True, exist_ok=True)
-        (output_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        write_results(results, output_dir)
     return results
 
 

@@ -9,6 +9,9 @@ import argparse
 from ..data.specs import GRAMMAR, parse_dataset_spec
 from ..mixed_precision import MIXED_PRECISION_CHOICES
 
+DEFAULT_MODEL_CONFIG = "v2-small"
+DEFAULT_ENCODER_INIT = "facebook/dinov2-small"
+
 
 def positive_int(value: str) -> int:
     number = int(value)
@@ -35,6 +38,12 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
         metavar=GRAMMAR,
         help="labeled RGB-D dataset, repeatable; sampled in proportion to WEIGHT (default 1). KIND is its format, "
         "one of depth_anything_hf.data.LABELED_FORMATS, detected for this project's folder format and Hub datasets",
+    )
+    group.add_argument(
+        "--dataset_split",
+        default="train",
+        help='datasets split spec applied to every --dataset, e.g. "train[:-10%%]" to hold out the last tenth of '
+        "the samples (sorted by id) for validation (default: all)",
     )
     group.add_argument(
         "--unlabeled_dataset",
@@ -73,14 +82,20 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     group = parser.add_argument_group("model")
     group.add_argument(
         "--model_config",
-        default="v2-small",
-        help="an official variant (v1-small ... v2-giant, v2-base-metric-20) or the path of a config JSON",
+        help="an official variant (v1-small ... v2-giant, v2-base-metric-20) or the path of a config JSON (default: "
+        "v2-small, or the architecture of the --init_from checkpoint)",
     )
     group.add_argument(
         "--encoder_init",
-        default="facebook/dinov2-small",
         help="DINOv2 to initialise the encoder from: a directory or Hub id of a transformers Dinov2Model, an "
-        "official DINOv2 .pth, or 'none' for a random encoder",
+        "official DINOv2 .pth, the encoder of a Depth Anything checkpoint (ours, transformers' or an official "
+        "Depth Anything .pth), or 'none' for a random encoder (default: facebook/dinov2-small)",
+    )
+    group.add_argument(
+        "--init_from",
+        metavar="CHECKPOINT",
+        help="start from a whole Depth Anything model (encoder and decoder): a directory or Hub id of ours or of "
+        "transformers' depth_anything, or an official .pth (whose release, V1 or V2, --model_config must name)",
     )
     group.add_argument("--gradient_checkpointing", action="store_true", help="trade compute for memory")
     return parser
@@ -154,8 +169,31 @@ def training_parser(description: str) -> argparse.ArgumentParser:
 
 
 def check_training_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Checks shared by the training scripts (a usage error naming the flag); fills the decoder learning rate."""
+    """Checks shared by the training scripts (a usage error naming the flag); fills the decoder learning rate
+    and, without `--init_from`, the default `--model_config` and `--encoder_init`."""
+    if args.init_from is not None and args.encoder_init is not None:
+        parser.error("--init_from already gives the encoder: drop --encoder_init")
+    if args.init_from is None:
+        args.model_config = args.model_config or DEFAULT_MODEL_CONFIG
+        args.encoder_init = args.encoder_init or DEFAULT_ENCODER_INIT
     if args.resolution % 14:
         parser.error(f"--resolution must be a multiple of the patch size 14, got {args.resolution}")
     if args.decoder_learning_rate is None:
         args.decoder_learning_rate = 10 * args.encoder_learning_rate
+
+
+def require_relative_model(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """The teacher and the student learn affine-invariant disparity (eq. 1-2); a metric model (depth in metres)
+    would be trained on the wrong target and saved with a wrong label, so it is a usage error."""
+    from .encoder_init import initial_depth_estimation_type
+
+    try:
+        depth_estimation_type = initial_depth_estimation_type(args.model_config, args.init_from)
+    except (OSError, ValueError) as error:
+        parser.error(str(error))
+    if depth_estimation_type != "relative":
+        parser.error(
+            f"{parser.prog} trains relative (affine-invariant disparity) models, and the model of "
+            f"{'--model_config ' + str(args.model_config) if args.model_config else '--init_from ' + str(args.init_from)}"
+            " is metric: fine-tune metric depth with training_scripts/train_metric.py"
+        )

@@ -57,11 +57,11 @@ def normalize_images(images: torch.Tensor) -> torch.Tensor:
     return kornia.enhance.normalize(images, mean, std)
 
 
-def labeled_batch(
+def _cropped_labeled_maps(
     examples: Sequence[dict], geometry: PairedResizeCropFlip, device: torch.device, generator: torch.Generator
-) -> DepthBatch:
-    """Labeled-schema examples -> resized, cropped, flipped images and their normalised disparity targets
-    (docs/method.md section 4, "Targets": 1/depth on valid pixels, normalised to [0, 1] per map, sky -> 0)."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Labeled-schema examples -> (images [B, 3, R, R], depth, valid and sky masks [B, R, R]) through one resize,
+    crop and flip each; disparity ground truth is inverted to depth."""
     images, depths, valid_masks, sky_masks = [], [], [], []
     for example in examples:
         sample = sample_to_tensors(example)
@@ -80,10 +80,52 @@ def labeled_batch(
         depths.append(cropped.depth)
         valid_masks.append(cropped.valid_mask)
         sky_masks.append(cropped.sky_mask)
-    disparity, supervised_mask = depth_to_normalized_disparity(
-        torch.stack(depths), torch.stack(valid_masks), torch.stack(sky_masks)
-    )
-    return DepthBatch(torch.stack(images), disparity, supervised_mask)
+    return torch.stack(images), torch.stack(depths), torch.stack(valid_masks), torch.stack(sky_masks)
+
+
+def labeled_batch(
+    examples: Sequence[dict], geometry: PairedResizeCropFlip, device: torch.device, generator: torch.Generator
+) -> DepthBatch:
+    """Labeled-schema examples -> resized, cropped, flipped images and their normalised disparity targets
+    (docs/method.md section 4, "Targets": 1/depth on valid pixels, normalised to [0, 1] per map, sky -> 0)."""
+    images, depths, valid_masks, sky_masks = _cropped_labeled_maps(examples, geometry, device, generator)
+    disparity, supervised_mask = depth_to_normalized_disparity(depths, valid_masks, sky_masks)
+    return DepthBatch(images, disparity, supervised_mask)
+
+
+@dataclass
+class MetricDepthBatch:
+    """Training images with metric ground truth, at the training resolution R: images float [B, 3, R, R] RGB in
+    [0, 1]; depth float [B, R, R] in metres; valid_mask bool [B, R, R], the pixels with depth in
+    [min_depth, max_depth] (sky and missing depth excluded)."""
+
+    images: torch.Tensor
+    depth: torch.Tensor
+    valid_mask: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+
+def metric_depth_batch(
+    examples: Sequence[dict],
+    geometry: PairedResizeCropFlip,
+    device: torch.device,
+    generator: torch.Generator,
+    min_depth: float,
+    max_depth: float,
+) -> MetricDepthBatch:
+    """Labeled-schema examples with depth in metres -> resized, cropped, flipped images and depth, supervised
+    where the depth is valid and within [min_depth, max_depth] (V2 metric fine-tuning)."""
+    for example in examples:
+        if example.get("depth_kind", "depth") != "depth":
+            raise ValueError(
+                f"sample {example.get('id')!r} of {example.get('dataset')!r} has {example['depth_kind']} ground truth; "
+                "metric fine-tuning needs depth in metres"
+            )
+    images, depths, valid_masks, sky_masks = _cropped_labeled_maps(examples, geometry, device, generator)
+    valid = valid_masks & ~sky_masks & depths.isfinite() & (depths >= min_depth) & (depths <= max_depth)
+    return MetricDepthBatch(images, torch.where(valid, depths, 0.0), valid)
 
 
 def pseudo_labeled_batch(

@@ -1,12 +1,21 @@
-"""Initialising the encoder from DINOv2, and the frozen DINOv2 used for feature alignment (docs/method.md section 4).
+"""Where training starts: the encoder from DINOv2 (`--encoder_init`), the whole model from a Depth Anything
+checkpoint (`--init_from`), and the frozen DINOv2 used for feature alignment (docs/method.md section 4).
 
 Both stages start the encoder from DINOv2 (the student is re-initialised from DINOv2, not from the teacher).
-Sources understood by `read_dinov2_state_dict`:
+Sources understood by `encoder_state_dict` (`--encoder_init`):
 
 - a directory or Hub id of transformers' `Dinov2Model` (e.g. `facebook/dinov2-small`), loaded with
   `Dinov2Model.from_pretrained`, which handles every file layout transformers knows;
 - an official DINOv2 `.pth` (`dinov2_vits14_pretrain.pth`: `cls_token`, `blocks.i.attn.qkv`, ...), or the
-  encoder of an official Depth Anything `.pth` (the same names under `pretrained.`).
+  encoder of an official Depth Anything `.pth` (the same names under `pretrained.`);
+- the encoder of a Depth Anything checkpoint directory or Hub id, ours or transformers' `depth_anything`.
+
+Every load is strict: a missing, unexpected or wrongly shaped tensor raises a `CheckpointMismatchError`.
+
+`model_from_checkpoint` (`--init_from`) starts from a whole Depth Anything model: ours or transformers'
+`depth_anything` (directory or Hub id; the architecture is the checkpoint's), or an official `.pth`. An official
+`.pth` does not say whether it is V1 or V2 (same shapes, different tapped blocks, docs/method.md section 1), so its
+release is the one of `--model_config` (`v1-small`, `v2-large`, ...), which is then required.
 
 `dinov2_to_encoder_state_dict` maps transformers' names in both of their forms (in memory since transformers
 5: `attention.q_proj/k_proj/v_proj/o_proj`; in saved files: `attention.attention.query/key/value`,
@@ -19,12 +28,15 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from transformers import PreTrainedConfig
 
 from .. import checkpoints
 from ..configuration_depth_anything_hf import DepthAnythingHFConfig
-from ..modeling_depth_anything_hf import DinoVisionTransformer
+from ..modeling_depth_anything_hf import DepthAnythingHFForDepthEstimation, DinoVisionTransformer
 
 NO_ENCODER_INIT = "none"
+DEPTH_ANYTHING_MODEL_TYPES = ("depth_anything_hf", "depth_anything")
+OFFICIAL_SUFFIXES = (".pth", ".pt")
 
 # transformers' in-memory attention names -> the names its files (and our checkpoints module) use.
 _IN_MEMORY_TO_SAVED = [
@@ -56,28 +68,110 @@ def dinov2_to_encoder_state_dict(
     return {key.removeprefix("encoder."): value for key, value in ours.items()}
 
 
-def read_dinov2_state_dict(source: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """The state dict of a DINOv2 checkpoint: a `.pth` file, or a directory / Hub id of a `Dinov2Model`."""
-    if str(source).endswith((".pth", ".pt")):
-        return checkpoints.read_official_state_dict(source)
-    from transformers import Dinov2Model
-
+def _source_model_type(source: str | os.PathLike, flag: str) -> str | None:
+    """The `model_type` of the config of a checkpoint directory or Hub id."""
     try:
-        dinov2 = Dinov2Model.from_pretrained(source)
+        config_dict, _ = PreTrainedConfig.get_config_dict(source)
     except OSError as error:
         raise ValueError(
-            f"--encoder_init {str(source)!r} is neither a DINOv2 .pth file nor a directory or Hub id of a "
-            f"transformers Dinov2Model ({error})"
+            f"{flag} {str(source)!r} is neither a .pth file nor a directory or Hub id with a config.json ({error})"
         ) from error
-    return dinov2.state_dict()
+    return config_dict.get("model_type")
+
+
+def encoder_state_dict(source: str | os.PathLike, encoder: DinoVisionTransformer) -> dict[str, torch.Tensor]:
+    """The DINOv2 weights of `source` (`--encoder_init`, see the module docstring) in the keys of `encoder`."""
+    if str(source).endswith(OFFICIAL_SUFFIXES):
+        official = checkpoints.read_official_state_dict(source)
+        # A Depth Anything .pth also holds its DPT decoder (`depth_head.*`), which the encoder does not take.
+        official = {key: value for key, value in official.items() if not key.startswith("depth_head.")}
+        return dinov2_to_encoder_state_dict(official, encoder)
+    model_type = _source_model_type(source, "--encoder_init")
+    if model_type in DEPTH_ANYTHING_MODEL_TYPES:
+        return load_depth_anything(source).encoder.state_dict()
+    if model_type != "dinov2":
+        raise ValueError(
+            f"--encoder_init {str(source)!r} is a {model_type!r} checkpoint; expected a DINOv2 (model_type "
+            f"'dinov2'), a Depth Anything checkpoint ({' or '.join(DEPTH_ANYTHING_MODEL_TYPES)}) or a .pth file"
+        )
+    from transformers import Dinov2Model
+
+    dinov2, loading_info = Dinov2Model.from_pretrained(source, output_loading_info=True)
+    _raise_on_incomplete_load(loading_info, f"DINOv2 checkpoint {source}")
+    return dinov2_to_encoder_state_dict(dinov2.state_dict(), encoder)
+
+
+def _raise_on_incomplete_load(loading_info: dict, source: str) -> None:
+    """transformers' `from_pretrained` only warns about keys it could not fill; training must not start from
+    randomly initialised tensors that were meant to be loaded."""
+    problems = {name: sorted(map(str, loading_info[name])) for name in ("missing_keys", "mismatched_keys")}
+    if any(problems.values()):
+        details = "; ".join(f"{name} ({len(keys)}): {', '.join(keys[:10])}" for name, keys in problems.items() if keys)
+        raise checkpoints.CheckpointMismatchError(f"{source} does not fill the model: {details}")
+
+
+def load_depth_anything(source: str | os.PathLike) -> DepthAnythingHFForDepthEstimation:
+    """A Depth Anything checkpoint directory or Hub id, ours or transformers' `depth_anything`, loaded strictly."""
+    loaded = DepthAnythingHFForDepthEstimation.from_pretrained(source, output_loading_info=True)
+    if isinstance(loaded, tuple):  # ours; transformers' layout is converted by a strict loader of its own
+        loaded, loading_info = loaded
+        _raise_on_incomplete_load(loading_info, f"Depth Anything checkpoint {source}")
+    return loaded
+
+
+def official_release_config(
+    source: str | os.PathLike, model_config: str | os.PathLike | None
+) -> DepthAnythingHFConfig:
+    """The configuration for the official `.pth` `source`: `model_config`, which must name the release."""
+    config = resolve_model_config(model_config) if model_config is not None else None
+    if config is None or config.version is None:
+        raise ValueError(
+            f"--init_from {str(source)!r}: an official .pth does not say whether it is V1 or V2 (the releases "
+            "tap different encoder blocks); give its variant with --model_config (v1-small ... v2-giant) or a "
+            "config JSON with a 'version'"
+        )
+    return config
+
+
+def model_from_checkpoint(
+    source: str | os.PathLike, model_config: str | os.PathLike | None = None
+) -> DepthAnythingHFForDepthEstimation:
+    """The whole model of a Depth Anything checkpoint (`--init_from`, see the module docstring), every tensor
+    equal to the source's.
+
+    With `model_config` the model has that configuration, and the checkpoint must fit it exactly, including the
+    tapped encoder blocks (a V1 checkpoint in a V2 layout would run and be wrong); without it, a directory or Hub
+    id gives its own configuration. An official `.pth` needs `model_config` for its release.
+    """
+    if str(source).endswith(OFFICIAL_SUFFIXES):
+        config = official_release_config(source, model_config)
+        model = DepthAnythingHFForDepthEstimation(config)
+        checkpoints.load_official_checkpoint(model, checkpoints.read_official_state_dict(source), str(source))
+        return model
+    model_type = _source_model_type(source, "--init_from")
+    if model_type not in DEPTH_ANYTHING_MODEL_TYPES:
+        raise ValueError(
+            f"--init_from {str(source)!r} is a {model_type!r} checkpoint, not Depth Anything "
+            f"({' or '.join(DEPTH_ANYTHING_MODEL_TYPES)}); a DINOv2 initialises the encoder only: --encoder_init"
+        )
+    loaded = load_depth_anything(source)
+    if model_config is None:
+        return loaded
+    model = DepthAnythingHFForDepthEstimation(resolve_model_config(model_config))
+    if list(model.config.out_indices) != list(loaded.config.out_indices):
+        raise checkpoints.CheckpointMismatchError(
+            f"--init_from {str(source)!r} taps encoder blocks {loaded.config.out_indices}, --model_config "
+            f"{str(model_config)!r} taps {model.config.out_indices}: the weights would run and give wrong output"
+        )
+    checkpoints.load_checked_state_dict(model, loaded.state_dict(), f"--init_from {source}")
+    return model
 
 
 def load_dinov2_into_encoder(encoder: DinoVisionTransformer, source: str | os.PathLike) -> None:
-    """Fill every parameter of `encoder` from the DINOv2 checkpoint `source`, or raise a
-    `CheckpointMismatchError` listing the keys that are missing, unexpected or of the wrong shape (for
-    instance a checkpoint of another size, or position embeddings stored for another grid)."""
-    state_dict = dinov2_to_encoder_state_dict(read_dinov2_state_dict(source), encoder)
-    checkpoints.load_checked_state_dict(encoder, state_dict, source=f"DINOv2 checkpoint {source}")
+    """Fill every parameter of `encoder` from `source` (`encoder_state_dict`), or raise a `CheckpointMismatchError`
+    listing the keys that are missing, unexpected or of the wrong shape (for instance a checkpoint of another size,
+    or position embeddings stored for another grid)."""
+    checkpoints.load_checked_state_dict(encoder, encoder_state_dict(source, encoder), source=f"--encoder_init {source}")
 
 
 def initialize_encoder(model: nn.Module, encoder_init: str | os.PathLike | None) -> None:
@@ -106,6 +200,16 @@ class FrozenFeatureEncoder(nn.Module):
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         _, last_patch_tokens, _ = self.encoder(pixel_values)
         return last_patch_tokens
+
+
+def initial_depth_estimation_type(model_config: str | os.PathLike | None, init_from: str | os.PathLike | None) -> str:
+    """"relative" or "metric": what the model of `--model_config` / `--init_from` predicts (configs only)."""
+    if str(init_from).endswith(OFFICIAL_SUFFIXES):
+        return official_release_config(init_from, model_config).depth_estimation_type
+    if model_config is not None:
+        return resolve_model_config(model_config).depth_estimation_type
+    config_dict, _ = PreTrainedConfig.get_config_dict(init_from)
+    return config_dict.get("depth_estimation_type", "relative")
 
 
 def resolve_model_config(model_config: str | os.PathLike) -> DepthAnythingHFConfig:

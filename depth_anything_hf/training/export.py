@@ -16,23 +16,27 @@ from .tracking import dataset_names, tracker_config
 TRAINING_ARGS_FILE = "training_args.json"
 
 
+def write_model_folder(model, args: argparse.Namespace, directory: str | Path) -> None:
+    """Write `model` (unwrapped), an image processor at the training resolution and `training_args.json` (which
+    the model card reads: `base_model`, `--init_from` or `--encoder_init`, decides the licence) to `directory`."""
+    directory = Path(directory)
+    model.save_pretrained(directory, safe_serialization=True)
+    DepthAnythingHFImageProcessor.from_model_config(model.config, size=args.resolution).save_pretrained(directory)
+    training_args = tracker_config(args)
+    training_args["datasets"] = dataset_names(args)
+    base_model = args.init_from or args.encoder_init
+    if base_model != NO_ENCODER_INIT:
+        training_args["base_model"] = base_model
+    (directory / TRAINING_ARGS_FILE).write_text(json.dumps(training_args, indent=2), encoding="utf-8")
+
+
 def save_final_model(accelerator: Accelerator, model, args: argparse.Namespace) -> None:
-    """Write the model, an image processor at the training resolution and `training_args.json` (which the
-    model card reads: `base_model` decides the licence) to `--output_dir`; push with `--push_to_hub`."""
+    """`write_model_folder` to `--output_dir` (main process); push it with `--push_to_hub`."""
     accelerator.wait_for_everyone()
     if not accelerator.is_main_process:
         return
     output_dir = Path(args.output_dir)
-    trained_model = accelerator.unwrap_model(model)
-    trained_model.save_pretrained(output_dir, safe_serialization=True)
-    DepthAnythingHFImageProcessor.from_model_config(trained_model.config, size=args.resolution).save_pretrained(
-        output_dir
-    )
-    training_args = tracker_config(args)
-    training_args["datasets"] = dataset_names(args)
-    if args.encoder_init != NO_ENCODER_INIT:
-        training_args["base_model"] = args.encoder_init
-    (output_dir / TRAINING_ARGS_FILE).write_text(json.dumps(training_args, indent=2), encoding="utf-8")
+    write_model_folder(accelerator.unwrap_model(model), args, output_dir)
     if args.push_to_hub:
         commit = push_to_hub(output_dir, args.hub_model_id or output_dir.name)
         print(f"Pushed {output_dir} to {commit.commit_url}")

@@ -13,7 +13,7 @@ from accelerate.utils import ProjectConfiguration, set_seed
 from transformers import get_scheduler
 
 from ..modeling_depth_anything_hf import DepthAnythingHFForDepthEstimation
-from .encoder_init import initialize_encoder, resolve_model_config
+from .encoder_init import initialize_encoder, model_from_checkpoint, resolve_model_config
 
 
 def start_accelerator(args: argparse.Namespace) -> Accelerator:
@@ -50,10 +50,25 @@ def configure_logging(accelerator: Accelerator) -> None:
         transformers.utils.logging.set_verbosity_error()
 
 
-def create_model(args: argparse.Namespace) -> DepthAnythingHFForDepthEstimation:
-    """The model of `--model_config` with its encoder initialised from `--encoder_init` (DINOv2 or "none")."""
+def initial_model(args: argparse.Namespace) -> DepthAnythingHFForDepthEstimation:
+    """The model training starts from: the whole model of `--init_from`, or the model of `--model_config` with
+    its encoder initialised from `--encoder_init` (DINOv2, the encoder of a Depth Anything checkpoint, or
+    "none")."""
+    if args.init_from is not None:
+        return model_from_checkpoint(args.init_from, args.model_config)
     model = DepthAnythingHFForDepthEstimation(resolve_model_config(args.model_config))
     initialize_encoder(model, args.encoder_init)
+    return model
+
+
+def create_model(args: argparse.Namespace) -> DepthAnythingHFForDepthEstimation:
+    """`initial_model`, with the parameters no forward pass uses frozen and `--gradient_checkpointing` applied."""
+    return prepare_for_training(initial_model(args), args)
+
+
+def prepare_for_training(
+    model: DepthAnythingHFForDepthEstimation, args: argparse.Namespace
+) -> DepthAnythingHFForDepthEstimation:
     freeze_unused_parameters(model)
     if args.gradient_checkpointing:
         model.gradient_checkpointing_enable()
@@ -95,10 +110,15 @@ def parameter_groups(
 
 
 def prepare_optimization(
-    accelerator: Accelerator, model: DepthAnythingHFForDepthEstimation, args: argparse.Namespace, max_train_steps: int
+    accelerator: Accelerator,
+    model: DepthAnythingHFForDepthEstimation,
+    args: argparse.Namespace,
+    max_train_steps: int,
+    scheduler_specific_kwargs: dict | None = None,
 ) -> tuple[torch.nn.Module, torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
-    """AdamW over `parameter_groups` and the `--lr_scheduler` (linear decay by default) over `max_train_steps`,
-    prepared with the model by `accelerator` (DDP, mixed precision, gradient accumulation).
+    """AdamW over `parameter_groups` and the `--lr_scheduler` (linear decay by default; `scheduler_specific_kwargs`
+    as `transformers.get_scheduler` takes them) over `max_train_steps`, prepared with the model by `accelerator`
+    (DDP, mixed precision, gradient accumulation).
 
     The prepared scheduler steps once per process and optimiser step, as in the diffusers scripts, hence the
     step counts scaled by the number of processes.
@@ -114,6 +134,7 @@ def prepare_optimization(
         optimizer=optimizer,
         num_warmup_steps=args.lr_warmup_steps * accelerator.num_processes,
         num_training_steps=max_train_steps * accelerator.num_processes,
+        scheduler_specific_kwargs=scheduler_specific_kwargs,
     )
     return accelerator.prepare(model, optimizer, scheduler)
 

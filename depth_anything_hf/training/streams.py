@@ -84,12 +84,17 @@ def _prepared_stream(
 
 
 def labeled_stream(
-    specs: Sequence[DatasetSpec], accelerator: Accelerator, seed: int, shuffle_buffer_size: int = 1
+    specs: Sequence[DatasetSpec],
+    accelerator: Accelerator,
+    seed: int,
+    shuffle_buffer_size: int = 1,
+    split: str = "train",
 ) -> ResumableStream:
-    """The `--dataset` specs mixed by weight, shuffled, this process's part (`mix_labeled_datasets`)."""
+    """The `--dataset` specs (each read with the split spec `split`, `--dataset_split`) mixed by weight,
+    shuffled, this process's part (`mix_labeled_datasets`)."""
     weighted = [
         (
-            load_labeled_dataset(spec.path, format=spec.kind, streaming=True).shuffle(
+            load_labeled_dataset(spec.path, format=spec.kind, split=split, streaming=True).shuffle(
                 seed=seed + index, buffer_size=shuffle_buffer_size
             ),
             spec.weight,

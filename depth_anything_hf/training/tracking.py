@@ -148,7 +148,7 @@ class TrainingProgress:
         if self.global_step % args.logging_steps == 0 or self.finished:
             logs = {**self.running_losses.reduce(self.accelerator), **learning_rates(optimizer)}
             logs["images_per_second"] = self.throughput.rate()
-            total = logs.get("loss/total", logs.get("loss/labeled"))
+            total = logs.get("loss/total", logs.get("loss/labeled", logs.get("loss/silog")))
             self.bar.set_postfix(loss=f"{total:.4f}", images_per_second=f"{logs['images_per_second']:.1f}")
             self.accelerator.log(logs, step=self.global_step)
         if args.image_logging_steps and self.global_step % args.image_logging_steps == 0:
