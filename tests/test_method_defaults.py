@@ -89,7 +89,7 @@ def test_strong_perturbation_defaults_are_unimatchs():
 
 
 def test_released_configurations_follow_the_method(tiny_config):
-    # METHOD.md section 1: patch 14, position embeddings stored for a 37x37 grid, LayerScale initialised to 1, qkv
+    # docs/method.md section 1: patch 14, position embeddings stored for a 37x37 grid, LayerScale initialised to 1, qkv
     # bias, LayerNorm eps 1e-6; a model built from a config without overrides uses that eps in every LayerNorm.
     for version, size in (("v1", "small"), ("v2", "large")):
         config = DepthAnythingHFConfig.from_variant(version, size)
