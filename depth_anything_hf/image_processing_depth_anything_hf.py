@@ -7,6 +7,13 @@ Pre-processing reproduces the official Depth Anything (V1 and V2) pipeline: the 
 [0, 1]; a keep-aspect "lower_bound" resize (both sides at least 518, each a multiple of 14); bicubic
 interpolation of the floats without antialiasing; ImageNet mean/std normalisation.
 
+Two input rules hold for every input kind and are shared with the training data path (`data/images.py`):
+- transparency: images with an alpha channel (or a transparent palette entry / colour) are composited on
+  WHITE, c * alpha + (1 - alpha), what viewers show behind a transparent image. The official code reads with
+  `cv2.IMREAD_COLOR`, which keeps the arbitrary colour stored under transparent pixels: opaque pixels agree.
+- size: the keep-aspect resize refuses images more elongated than `max_aspect_ratio` (10:1 by default), whose
+  resized size explodes (a 1x10000 image would become 518 x 5,180,000 pixels in "lower_bound" mode).
+
 Bicubic interpolation versus the official `cv2.resize(..., interpolation=cv2.INTER_CUBIC)`: both use the
 cubic-convolution kernel with a = -0.75, half-pixel centres (source = (target + 0.5) * in / out - 0.5) and
 replicate the border pixels (out-of-range taps are clamped to the edge), and neither antialiases when
@@ -16,9 +23,13 @@ tap by up to ~1e-4 pixel at 2k widths. On uniform noise (the worst case) that ch
 itself deviates from exact cubic convolution by a similar ~1e-4.)
 """
 
+import base64
+import binascii
 import io
 import math
 import os
+import urllib.error
+import urllib.request
 from collections.abc import Mapping, Sequence
 from typing import TypedDict
 
@@ -28,12 +39,17 @@ import PIL.ImageOps
 import torch
 import torch.nn.functional as F
 from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
-from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, load_image
+from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from transformers.utils import TensorType
+from transformers.utils.hub import is_offline_mode
 
 RESIZE_MODES = ("lower_bound", "minimal")
 # What `predicted_depth` holds for each model type ("depth_type" in the post-processed results).
 DEPTH_TYPE_OF_ESTIMATION_TYPE = {"relative": "disparity", "metric": "metric_depth"}
+# The most elongated image (long side / short side) the keep-aspect resize accepts by default.
+DEFAULT_MAX_ASPECT_RATIO = 10.0
+# PIL modes with an alpha channel; palette and other images mark transparency in `info["transparency"]`.
+_ALPHA_PIL_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
 # PIL modes holding one 16-bit channel ("I" is how older Pillow versions open 16-bit PNGs).
 _SIXTEEN_BIT_PIL_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 # Full-scale value of each integer dtype accepted as an image.
@@ -50,17 +66,20 @@ class DepthAnythingHFImageProcessorKwargs(TypedDict, total=False):
     resize_mode: str
     keep_aspect_ratio: bool
     ensure_multiple_of: int
+    max_aspect_ratio: float | None
     do_normalize: bool
     image_mean: list[float]
     image_std: list[float]
     depth_estimation_type: str
 
 
-def _check_resize_options(resize_mode: str, ensure_multiple_of: int) -> None:
+def _check_resize_options(resize_mode: str, ensure_multiple_of: int, max_aspect_ratio: float | None = None) -> None:
     if resize_mode not in RESIZE_MODES:
         raise ValueError(f"resize_mode must be one of {RESIZE_MODES}, got {resize_mode!r}")
     if isinstance(ensure_multiple_of, bool) or not isinstance(ensure_multiple_of, int) or ensure_multiple_of < 1:
         raise ValueError(f"ensure_multiple_of must be a positive integer, got {ensure_multiple_of!r}")
+    if max_aspect_ratio is not None and not (isinstance(max_aspect_ratio, int | float) and max_aspect_ratio >= 1):
+        raise ValueError(f"max_aspect_ratio must be a number >= 1 or None, got {max_aspect_ratio!r}")
 
 
 def constrain_to_multiple_of(value: float, multiple: int, min_value: int = 0) -> int:
@@ -80,6 +99,7 @@ def get_resize_output_size(
     keep_aspect_ratio: bool,
     ensure_multiple_of: int,
     resize_mode: str,
+    max_aspect_ratio: float | None = None,
 ) -> tuple[int, int]:
     """(height, width) the official `Resize` transform produces for an image of `input_size` (docs/method.md section 3).
 
@@ -87,10 +107,23 @@ def get_resize_output_size(
     per-side scales, so both sides reach at least the target (the official Depth Anything setting);
     "minimal" takes the per-side scale closer to 1 (transformers' DPTImageProcessor). Each side is then
     rounded to a multiple of `ensure_multiple_of`; in "lower_bound" mode a side rounded below its target is
-    rounded up instead. Without `keep_aspect_ratio` the output size depends on `target_size` only.
+    rounded up instead, in "minimal" mode a side rounded to 0 becomes `ensure_multiple_of`. Without
+    `keep_aspect_ratio` the output size depends on `target_size` only.
+
+    Raises a ValueError, with `keep_aspect_ratio`, for an image whose long side exceeds `max_aspect_ratio`
+    times its short side (None: no bound): its output would be that many times the target size.
     """
-    _check_resize_options(resize_mode, ensure_multiple_of)
+    _check_resize_options(resize_mode, ensure_multiple_of, max_aspect_ratio)
     input_height, input_width = input_size
+    if keep_aspect_ratio and max_aspect_ratio is not None:
+        aspect_ratio = max(input_height, input_width) / min(input_height, input_width)
+        if aspect_ratio > max_aspect_ratio:
+            raise ValueError(
+                f"an image of {input_height}x{input_width} pixels (height x width) is more elongated "
+                f"({aspect_ratio:.1f}:1) than max_aspect_ratio={max_aspect_ratio:g} allows; keep-aspect resizing "
+                f"would make one side {aspect_ratio:.1f} times the target size. Crop or pad it, pass "
+                "keep_aspect_ratio=False with a fixed size, or raise max_aspect_ratio"
+            )
     target_height, target_width = target_size
     scale_height = target_height / input_height
     scale_width = target_width / input_width
@@ -103,8 +136,12 @@ def get_resize_output_size(
             scale_width = scale_height
     lower_bound = resize_mode == "lower_bound"
     return (
-        constrain_to_multiple_of(scale_height * input_height, ensure_multiple_of, target_height if lower_bound else 0),
-        constrain_to_multiple_of(scale_width * input_width, ensure_multiple_of, target_width if lower_bound else 0),
+        constrain_to_multiple_of(
+            scale_height * input_height, ensure_multiple_of, target_height if lower_bound else ensure_multiple_of
+        ),
+        constrain_to_multiple_of(
+            scale_width * input_width, ensure_multiple_of, target_width if lower_bound else ensure_multiple_of
+        ),
     )
 
 
@@ -116,33 +153,68 @@ def resize_bicubic(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(image[None], size=size, mode="bicubic", align_corners=False, antialias=False)[0]
 
 
-def _open_image_source(source: str | os.PathLike | bytes, name: str) -> PIL.Image.Image:
-    """Decode a file path, URL, base64 string or encoded bytes into a loaded PIL image, its file closed."""
-    is_encoded = isinstance(source, bytes | bytearray)
+def _download(url: str, name: str, timeout: float | None) -> bytes:
+    """The bytes at an http(s) `url`; a ConnectionError naming it when offline or unreachable."""
+    if is_offline_mode():
+        raise ConnectionError(
+            f"{name}: cannot download {url!r}: offline mode is on (HF_HUB_OFFLINE); download the image and pass "
+            "its path, bytes or a PIL image"
+        )
     try:
-        if is_encoded:
-            image = PIL.Image.open(io.BytesIO(source))
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.read()
+    except (urllib.error.URLError, OSError) as error:
+        raise ConnectionError(f"{name}: could not download {url!r}: {error}") from error
+
+
+def _open_image_source(source: str | os.PathLike | bytes, name: str, timeout: float | None = None) -> PIL.Image.Image:
+    """Decode a file path, http(s) URL, base64 string or encoded bytes into a loaded PIL image, its file closed.
+
+    Every mode is kept as decoded (16-bit, float), unlike transformers' `load_image`, which converts to 8-bit RGB.
+    """
+    if isinstance(source, bytes | bytearray):
+        encoded, described = source, f"{len(source)} bytes"
+    else:
+        source = os.fspath(source)
+        described = repr(source)
+        if source.startswith(("http://", "https://")):
+            encoded = _download(source, name, timeout)
         elif os.path.isfile(source):
-            image = PIL.Image.open(source)
+            encoded = None
+        elif os.path.exists(source):
+            raise ValueError(f"{name} ({source!r}) is not an image file")
         else:
-            image = load_image(os.fspath(source))
+            payload = source.split(",", 1)[1] if source.startswith("data:image/") else source
+            try:
+                encoded = base64.b64decode("".join(payload.split()), validate=True)
+            except (binascii.Error, ValueError):
+                raise FileNotFoundError(
+                    f"{name}: the file {source!r} does not exist (and the text is neither an http(s) URL nor "
+                    "base64-encoded image data)"
+                ) from None
+            described = f"base64 text of {len(source)} characters"
+    try:
+        image = PIL.Image.open(source if encoded is None else io.BytesIO(encoded))
         with image:
             image.load()
     except _DECODE_ERRORS as error:
-        described = f"{len(source)} bytes" if is_encoded else repr(os.fspath(source))
         raise ValueError(f"{name} ({described}) could not be decoded as an image: {error}") from error
     return image
 
 
 def _pil_to_array(image: PIL.Image.Image, name: str) -> np.ndarray:
-    """Upright (EXIF orientation applied) pixels of a PIL image: HxWx3 uint8, or HxW uint16/float32.
+    """Upright (EXIF orientation applied) pixels of a PIL image: HxWx3 or HxWx4 (alpha) uint8, or HxW uint16/float32.
 
-    Alpha is dropped and palette, grayscale and CMYK images are converted by PIL, as the official
-    `cv2.imread(path, cv2.IMREAD_COLOR)` does. 16-bit images keep their 16 bits.
+    Palette, grayscale and CMYK images are converted by PIL, as the official `cv2.imread(path, cv2.IMREAD_COLOR)`
+    does; 8-bit images with transparency become RGBA, composited on white later. 16-bit and float images keep
+    their values (a transparent value marked in a 16-bit PNG is ignored).
     """
     try:
         image = PIL.ImageOps.exif_transpose(image)
-        if image.mode not in (*_SIXTEEN_BIT_PIL_MODES, "RGB", "F"):
+        keeps_its_depth = image.mode in (*_SIXTEEN_BIT_PIL_MODES, "F")
+        if image.mode in _ALPHA_PIL_MODES or ("transparency" in image.info and not keeps_its_depth):
+            image = image.convert("RGBA")
+        elif not keeps_its_depth and image.mode != "RGB":
             image = image.convert("RGB")
         pixels = np.asarray(image)
     except _DECODE_ERRORS as error:
@@ -154,10 +226,12 @@ def _pil_to_array(image: PIL.Image.Image, name: str) -> np.ndarray:
     return pixels
 
 
-def _to_channels_first_tensor(image, name: str) -> torch.Tensor:
-    """A [C, H, W] tensor of one image: PIL, numpy HxW/HxWxC, or torch HxW/CxHxW; sources are decoded first."""
+def load_image_tensor(image, name: str = "images", timeout: float | None = None) -> torch.Tensor:
+    """One image as the processor reads it, before any conversion: a [C, H, W] tensor (C in 1, 3, 4) of its own
+    dtype (uint8, uint16 or float), upright. Accepts a PIL image, numpy HxW/HxWxC, torch HxW/CxHxW, a file path,
+    an http(s) URL (downloaded with `timeout`), base64 text or encoded bytes; `name` names it in errors."""
     if isinstance(image, str | os.PathLike | bytes | bytearray):
-        image = _open_image_source(image, name)
+        image = _open_image_source(image, name, timeout)
     if isinstance(image, PIL.Image.Image):
         image = _pil_to_array(image, name)
     if isinstance(image, np.ndarray):
@@ -192,6 +266,12 @@ def _to_unit_float(image: torch.Tensor, name: str) -> torch.Tensor:
     if not image.is_floating_point():
         raise TypeError(f"{name}: expected a uint8, uint16 or floating-point image, got dtype {image.dtype}")
     image = image.to(torch.float32)
+    finite = torch.isfinite(image)
+    if not finite.all():
+        raise ValueError(
+            f"{name}: holds {int((~finite).sum())} non-finite values (NaN or inf) of {image.numel()}; a depth "
+            "model needs every pixel: fill or crop them before processing"
+        )
     minimum, maximum = torch.aminmax(image)
     if minimum < 0 or maximum > 1:
         raise ValueError(
@@ -199,6 +279,12 @@ def _to_unit_float(image: torch.Tensor, name: str) -> torch.Tensor:
             f"{maximum.item():.4g}]; divide 8-bit values by 255 or pass the integer image"
         )
     return image
+
+
+def composite_on_white(image: torch.Tensor) -> torch.Tensor:
+    """A [4, H, W] RGBA float image in [0, 1] as RGB over a white background: rgb * alpha + (1 - alpha)."""
+    rgb, alpha = image[:3], image[3:]
+    return rgb * alpha + (1 - alpha)
 
 
 def _as_image_list(images) -> list:
@@ -237,8 +323,9 @@ class DepthAnythingHFImageProcessor(BaseImageProcessor):
     Image processor of Depth Anything: the official pre-processing and the post-processing back to input size.
 
     Accepts PIL images (any mode, EXIF orientation applied), numpy arrays (HxW or HxWxC; uint8, uint16 or
-    float in [0, 1]), torch tensors (HxW or CxHxW, same dtypes), 4-D batches of arrays or tensors, file paths,
-    URLs and encoded image bytes. Grayscale is replicated to RGB and alpha is dropped.
+    float in [0, 1], finite), torch tensors (HxW or CxHxW, same dtypes), 4-D batches of arrays or tensors, file
+    paths, http(s) URLs, base64 text and encoded image bytes. Grayscale is replicated to RGB; images with alpha
+    (4 channels, or PIL transparency) are composited on white. NaN or inf pixels raise a ValueError.
 
     Args:
         do_resize (`bool`, defaults to `True`): resize the images.
@@ -251,6 +338,10 @@ class DepthAnythingHFImageProcessor(BaseImageProcessor):
             resized to `size` itself (rounded to `ensure_multiple_of`), which lets images of different sizes
             share a batch.
         ensure_multiple_of (`int`, defaults to 14): output sides are multiples of this (the ViT patch size).
+        max_aspect_ratio (`float`, defaults to 10): with `keep_aspect_ratio`, images whose long side exceeds this
+            many times their short side raise a ValueError instead of being resized to a side of that many times
+            `size` (a 1x10000 image would need 518 x 5,180,000 pixels). `None` (or `float("inf")`, which also
+            works per call) lifts the bound.
         do_normalize (`bool`, defaults to `True`): subtract `image_mean` and divide by `image_std`.
         image_mean (`list[float]`, defaults to the ImageNet mean): per-channel mean.
         image_std (`list[float]`, defaults to the ImageNet std): per-channel standard deviation.
@@ -270,6 +361,7 @@ class DepthAnythingHFImageProcessor(BaseImageProcessor):
         resize_mode: str = "lower_bound",
         keep_aspect_ratio: bool = True,
         ensure_multiple_of: int = 14,
+        max_aspect_ratio: float | None = DEFAULT_MAX_ASPECT_RATIO,
         do_normalize: bool = True,
         image_mean: Sequence[float] = IMAGENET_DEFAULT_MEAN,
         image_std: Sequence[float] = IMAGENET_DEFAULT_STD,
@@ -281,10 +373,11 @@ class DepthAnythingHFImageProcessor(BaseImageProcessor):
         self.do_resize = do_resize
         height, width = _height_width(size)
         self.size = {"height": height, "width": width}
-        _check_resize_options(resize_mode, ensure_multiple_of)
+        _check_resize_options(resize_mode, ensure_multiple_of, max_aspect_ratio)
         self.resize_mode = resize_mode
         self.keep_aspect_ratio = keep_aspect_ratio
         self.ensure_multiple_of = ensure_multiple_of
+        self.max_aspect_ratio = max_aspect_ratio
         self.do_normalize = do_normalize
         self.image_mean = list(image_mean)
         self.image_std = list(image_std)
@@ -310,6 +403,7 @@ class DepthAnythingHFImageProcessor(BaseImageProcessor):
         resize_mode: str | None = None,
         keep_aspect_ratio: bool | None = None,
         ensure_multiple_of: int | None = None,
+        max_aspect_ratio: float | None = None,
         do_normalize: bool | None = None,
         image_mean: Sequence[float] | None = None,
         image_std: Sequence[float] | None = None,
@@ -329,18 +423,29 @@ class DepthAnythingHFImageProcessor(BaseImageProcessor):
         resize_mode = self.resize_mode if resize_mode is None else resize_mode
         keep_aspect_ratio = self.keep_aspect_ratio if keep_aspect_ratio is None else keep_aspect_ratio
         ensure_multiple_of = self.ensure_multiple_of if ensure_multiple_of is None else ensure_multiple_of
+        max_aspect_ratio = self.max_aspect_ratio if max_aspect_ratio is None else max_aspect_ratio
         do_normalize = self.do_normalize if do_normalize is None else do_normalize
         image_list = _as_image_list(images)
 
         pixel_values = []
         for index, image in enumerate(image_list):
             name = f"images[{index}]" if len(image_list) > 1 else "images"
-            image = _to_channels_first_tensor(image, name).to(device)
-            image = _to_unit_float(image[:3], name)
+            image = load_image_tensor(image, name).to(device)
+            image = _to_unit_float(image, name)
+            if image.shape[0] == 4:
+                image = composite_on_white(image)
             if do_resize:
-                output_size = get_resize_output_size(
-                    tuple(image.shape[-2:]), target_size, keep_aspect_ratio, ensure_multiple_of, resize_mode
-                )
+                try:
+                    output_size = get_resize_output_size(
+                        tuple(image.shape[-2:]),
+                        target_size,
+                        keep_aspect_ratio,
+                        ensure_multiple_of,
+                        resize_mode,
+                        max_aspect_ratio,
+                    )
+                except ValueError as error:
+                    raise ValueError(f"{name}: {error}") from None
                 image = resize_bicubic(image, output_size)
             image = image.expand(3, -1, -1)
             if do_normalize:
@@ -359,6 +464,21 @@ class DepthAnythingHFImageProcessor(BaseImageProcessor):
                 "size, or process the images one at a time."
             )
         return BatchFeature(data={"pixel_values": torch.stack(pixel_values)}, tensor_type=return_tensors)
+
+    def processed_size(self, image_size: tuple[int, int]) -> tuple[int, int]:
+        """(height, width) of the `pixel_values` of an image of `image_size` (height, width, upright) under the
+        processor's own options; raises the ValueError `preprocess` raises for an image it refuses (too elongated).
+        """
+        if not self.do_resize:
+            return tuple(image_size)
+        return get_resize_output_size(
+            tuple(image_size),
+            _height_width(self.size),
+            self.keep_aspect_ratio,
+            self.ensure_multiple_of,
+            self.resize_mode,
+            self.max_aspect_ratio,
+        )
 
     def normalize(self, image: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
         """(image - mean) / std per channel of a [3, H, W] float tensor."""
@@ -433,4 +553,10 @@ class DepthAnythingHFImageProcessor(BaseImageProcessor):
         return results
 
 
-__all__ = ["DepthAnythingHFImageProcessor", "constrain_to_multiple_of", "get_resize_output_size"]
+__all__ = [
+    "DepthAnythingHFImageProcessor",
+    "composite_on_white",
+    "constrain_to_multiple_of",
+    "get_resize_output_size",
+    "load_image_tensor",
+]

@@ -1,9 +1,11 @@
 """The image processor against the official Depth Anything pre-processing, re-derived here independently."""
 
 import ast
+import base64
 import io
 import logging
 import sys
+import urllib.error
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +16,11 @@ from transformers import AutoImageProcessor
 from transformers.modeling_outputs import DepthEstimatorOutput
 
 from depth_anything_hf import image_processing_depth_anything_hf
-from depth_anything_hf.image_processing_depth_anything_hf import DepthAnythingHFImageProcessor, get_resize_output_size
+from depth_anything_hf.image_processing_depth_anything_hf import (
+    RESIZE_MODES,
+    DepthAnythingHFImageProcessor,
+    get_resize_output_size,
+)
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406])
 IMAGENET_STD = np.array([0.229, 0.224, 0.225])
@@ -173,7 +179,9 @@ def sixteen_bit_image(value):
     "image, rgb",
     [
         (PIL.Image.new("L", (9, 7), 200), (200 / 255,) * 3),
-        (PIL.Image.new("RGBA", (9, 7), (10, 20, 30, 0)), (10 / 255, 20 / 255, 30 / 255)),
+        # Transparency is composited on white: c * a + (1 - a), a = alpha / 255.
+        (PIL.Image.new("RGBA", (9, 7), (10, 20, 30, 0)), (1.0, 1.0, 1.0)),
+        (PIL.Image.new("LA", (9, 7), (100, 153)), (100 / 255 * 0.6 + 0.4,) * 3),
         (PIL.Image.new("CMYK", (9, 7), (0, 255, 255, 0)), (1.0, 0.0, 0.0)),
         (palette_image(), (0.0, 128 / 255, 1.0)),
         (sixteen_bit_image(32767), (32767 / 65535,) * 3),
@@ -181,11 +189,11 @@ def sixteen_bit_image(value):
         (PIL.Image.new("F", (9, 7), 0.25), (0.25,) * 3),
         (np.tile(np.array([0, 32768, 65535], np.uint16), (7, 9, 1)), (0.0, 32768 / 65535, 1.0)),
         (np.full((7, 9), 0.75, np.float64), (0.75,) * 3),
-        (np.full((7, 9, 4), 51, np.uint8), (0.2,) * 3),
+        (np.full((7, 9, 4), 51, np.uint8), (0.2 * 0.2 + 0.8,) * 3),
         (torch.tensor([255, 0, 51], dtype=torch.uint8)[:, None, None].expand(3, 7, 9), (1.0, 0.0, 0.2)),
         (torch.full((1, 7, 9), 0.5, dtype=torch.bfloat16), (0.5,) * 3),
     ],
-    ids=["L", "RGBA", "CMYK", "P", "I;16", "I", "F", "np-uint16", "np-float-HW", "np-RGBA", "torch-uint8", "bf16"],
+    ids=["L", "RGBA", "LA", "CMYK", "P", "I;16", "I", "F", "np-uint16", "np-float-HW", "np-RGBA", "torch-uint8", "bf16"],
 )
 def test_every_input_kind_gives_the_expected_colour(image, rgb):
     pixel_values = DepthAnythingHFImageProcessor()(image)["pixel_values"]
@@ -249,8 +257,75 @@ def test_undecodable_inputs_name_the_input(tmp_path):
         processor(str(truncated))
     with pytest.raises(ValueError, match=r"images \(12 bytes\) could not be decoded"):
         processor(b"not an image")
-    with pytest.raises(ValueError, match="missing.png"):
+    # A missing file says so (transformers' loader said "Incorrect image source").
+    with pytest.raises(FileNotFoundError, match=r"missing.png' does not exist"):
         processor(str(tmp_path / "missing.png"))
+    with pytest.raises(ValueError, match="is not an image file"):
+        processor(str(tmp_path))
+
+
+def test_base64_text_is_decoded_with_its_full_bit_depth():
+    encoded = io.BytesIO()
+    sixteen_bit_image(40000).save(encoded, format="PNG")
+    text = base64.b64encode(encoded.getvalue()).decode()
+    processor = DepthAnythingHFImageProcessor()
+    for source in (text, "data:image/png;base64," + text):
+        assert_uniform_colour(processor(source)["pixel_values"], (40000 / 65535,) * 3)
+
+
+def test_urls_offline_or_unreachable_raise_a_connection_error_naming_them(monkeypatch):
+    from depth_anything_hf import image_processing_depth_anything_hf as module
+
+    url = "https://example.com/photo.png"
+    processor = DepthAnythingHFImageProcessor()
+    monkeypatch.setattr(module, "is_offline_mode", lambda: True)
+    with pytest.raises(ConnectionError, match=r"cannot download 'https://example.com/photo.png': offline mode"):
+        processor(url)
+
+    def refuse(*args, **kwargs):
+        raise urllib.error.URLError(ConnectionRefusedError(111, "Connection refused"))
+
+    monkeypatch.setattr(module, "is_offline_mode", lambda: False)
+    monkeypatch.setattr(module.urllib.request, "urlopen", refuse)
+    with pytest.raises(ConnectionError, match=r"could not download 'https://example.com/photo.png'.*refused"):
+        processor(url)
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        np.where(np.arange(63).reshape(7, 9) == 40, np.nan, 0.5),
+        np.full((7, 9, 3), np.inf, np.float32),
+        torch.full((3, 7, 9), float("nan"), dtype=torch.float16),
+    ],
+    ids=["one-nan", "inf", "torch-nan"],
+)
+def test_non_finite_pixels_are_rejected(image):
+    count = int((~np.isfinite(np.asarray(image, dtype=np.float32))).sum())
+    with pytest.raises(ValueError, match=rf"images\[1\]: holds {count} non-finite values"):
+        DepthAnythingHFImageProcessor()([np.zeros((7, 9, 3), np.uint8), image])
+
+
+def test_too_elongated_images_are_refused_before_any_allocation():
+    processor = DepthAnythingHFImageProcessor()
+    for resize_mode in RESIZE_MODES:
+        with pytest.raises(ValueError, match=r"images: an image of 1x10000 pixels .*10000.0:1.*max_aspect_ratio=10"):
+            processor(np.zeros((1, 10000), np.uint8), resize_mode=resize_mode)
+        with pytest.raises(ValueError, match=r"an image of 2000x40 pixels"):
+            processor.processed_size((2000, 40))
+    # 10:1 is accepted: 518 x 5180 in "lower_bound" mode; the bound is an option.
+    assert processor.processed_size((100, 1000)) == (518, 5180)
+    assert get_resize_output_size((1, 10000), (518, 518), True, 14, "lower_bound", None) == (518, 5_180_000)
+    assert processor(np.zeros((1, 30), np.uint8), max_aspect_ratio=float("inf"))["pixel_values"].shape == (
+        1, 3, 518, 15540
+    )
+    # Without keep_aspect_ratio the output size is fixed, whatever the input's shape.
+    assert processor(np.zeros((1, 10000), np.uint8), keep_aspect_ratio=False)["pixel_values"].shape == (1, 3, 518, 518)
+
+
+def test_minimal_mode_never_rounds_a_side_to_zero():
+    # 40x400 in "minimal" mode scales by 518 / 400 (nearer 1): 51.8 x 518, and 51.8 rounds to 0 multiples of 128.
+    assert get_resize_output_size((40, 400), (518, 518), True, 128, "minimal") == (128, 512)
 
 
 def test_invalid_options_and_values_are_rejected():
