@@ -2,7 +2,8 @@
 
 Importing the package registers the model with transformers' Auto classes, so `AutoConfig`, `AutoModel`,
 `AutoModelForDepthEstimation`, `AutoImageProcessor` and `pipeline("depth-estimation")` resolve
-`model_type="depth_anything_hf"` checkpoints.
+`model_type="depth_anything_hf"` checkpoints. `pipeline("depth-estimation")` gets a subclass (`pipelines.py`) that
+lets this package's image processor decode its input, so 16-bit and float images keep their values.
 """
 
 from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelForDepthEstimation
@@ -15,6 +16,7 @@ from .modeling_depth_anything_hf import (
     DepthAnythingHFOutput,
     DepthAnythingHFPreTrainedModel,
 )
+from .pipelines import DepthAnythingHFDepthEstimationPipeline, register_depth_estimation_pipeline
 
 __version__ = "0.1.0"
 
@@ -32,9 +34,11 @@ AutoImageProcessor.register(
 DepthAnythingHFConfig.register_for_auto_class()
 DepthAnythingHFForDepthEstimation.register_for_auto_class("AutoModelForDepthEstimation")
 DepthAnythingHFImageProcessor.register_for_auto_class()
+register_depth_estimation_pipeline()
 
 __all__ = [
     "DepthAnythingHFConfig",
+    "DepthAnythingHFDepthEstimationPipeline",
     "DepthAnythingHFForDepthEstimation",
     "DepthAnythingHFImageProcessor",
     "DepthAnythingHFOutput",

@@ -3,17 +3,19 @@
 
     python training_scripts/predict.py --model runs/student --image photo.jpg --output photo_depth.png
 
-The model is loaded by transformers' `pipeline("depth-estimation")`; the map is its relative depth
-(disparity, min-max scaled), red = near, blue = far, at the size of the input image.
+The model is loaded by transformers' `pipeline("depth-estimation")` (this package's subclass, which reads 16-bit
+and float images at their full depth); the map is its relative depth (disparity, min-max scaled), red = near,
+blue = far, at the size of the input image.
 """
 
 import argparse
 from pathlib import Path
 
 from PIL import ImageOps
-from transformers import pipeline
+from transformers import PretrainedConfig, pipeline
+from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
-import depth_anything_hf  # noqa: F401  (registers the model with transformers' Auto classes)
+from depth_anything_hf import DepthAnythingHFConfig  # importing the package registers it with the Auto classes
 
 # Spectral_r end and middle colours (ColorBrewer): far, middle, near.
 FAR_COLOUR, MIDDLE_COLOUR, NEAR_COLOUR = "#5e4fa2", "#ffffbf", "#9e0142"
@@ -28,8 +30,21 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def check_model_type(model: str) -> None:
+    """Refuse a checkpoint whose config names a model type transformers does not know, before `pipeline` would
+    read its `auto_map` and ask to run the code saved with it (which cannot help: it needs a known type too)."""
+    model_type = PretrainedConfig.get_config_dict(model)[0].get("model_type")
+    if model_type not in CONFIG_MAPPING:
+        raise ValueError(
+            f"{model}: config.json has model_type {model_type!r}, which neither transformers nor depth_anything_hf "
+            f"defines (this package's is {DepthAnythingHFConfig.model_type!r}); correct config.json, or install "
+            "the package that defines it"
+        )
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
+    check_model_type(args.model)
     # The package registers the model, so the code saved next to the weights is not needed.
     estimator = pipeline("depth-estimation", model=args.model, device=args.device, trust_remote_code=False)
     depth = estimator(args.image)["depth"]
