@@ -43,6 +43,36 @@ def test_zero_disparity_stays_valid_but_zero_depth_does_not():
     np.testing.assert_array_equal(depth["valid_mask"], [[False, True]])
 
 
+def _exif_png(pixels: np.ndarray, orientation: int) -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG", exif=exif)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_exif_orientation_turns_depth_masks_and_intrinsics_with_the_image(orientation):
+    """A 4x6 stored grid, red in the top-left stored pixel, depth 1 m there and 2 m elsewhere: whatever the
+    orientation, the red pixel and the 1 m pixel stay together, and so does the principal point (given at the
+    stored pixel x=1, y=0, where the sky mask marks one pixel)."""
+    pixels = np.zeros((4, 6, 3), np.uint8)
+    pixels[0, 0] = (255, 0, 0)
+    depth = np.full((4, 6), 2.0, np.float32)
+    depth[0, 0] = 1.0
+    sky_mask = np.zeros((4, 6), bool)
+    sky_mask[0, 1] = True
+    sample = _sample(depth, image=_exif_png(pixels, orientation), sky_mask=sky_mask, fx=100.0, fy=101.0, cx=1.0, cy=0.0)
+    tensors = sample_to_tensors(sample)
+    red = (tensors["image"][0] == 1.0).nonzero().tolist()
+    assert red == (tensors["depth"] == 1.0).nonzero().tolist() and len(red) == 1
+    assert tensors["depth"].shape == tensors["image"].shape[1:] == ((4, 6) if orientation == 3 else (6, 4))
+    (sky_y, sky_x), = tensors["sky_mask"].nonzero().tolist()
+    fx, fy, cx, cy = tensors["intrinsics"].tolist()
+    assert (cx, cy) == (sky_x, sky_y)
+    assert (fx, fy) == ((100.0, 101.0) if orientation == 3 else (101.0, 100.0))
+
+
 def test_bad_samples_raise_naming_the_problem():
     with pytest.raises(ValueError, match="does not match the image"):
         _sample(np.ones((2, 3)), image=_png(np.zeros((3, 2, 3), dtype=np.uint8)))

@@ -13,8 +13,15 @@ teacher was trained at (`train_teacher.py`): aspect kept, each side at least it 
     accelerate launch --num_processes 8 training_scripts/pseudo_label.py ...   # each process labels its part
     torchrun --standalone --nproc_per_node 2 training_scripts/pseudo_label.py ...   # without a GPU: CPUs, gloo
 
+The images are labelled in a `--seed`ed order (a permutation of the files of folder sources, of the shards of
+tar and `datasets` sources), so that the rows of a shard, which the student reads in order, are not neighbouring
+(often same-scene) files. Images that cannot be decoded, or that the teacher's processor refuses (more elongated
+than its `max_aspect_ratio`), are skipped with a warning and counted; the total is logged and written to the card.
+
 Killed at any moment, the same command continues where it stopped: each process writes shards of
-`--shard_size` images atomically under fixed names and records its position after each shard.
+`--shard_size` images atomically under fixed names and records its position after each shard. A resume refuses
+other arguments, and sources whose listing changed in between (a file added, removed or resized), which would
+shift the position and duplicate or miss images.
 """
 
 import argparse
@@ -28,8 +35,10 @@ from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 
 from depth_anything_hf import DepthAnythingHFForDepthEstimation
+from depth_anything_hf.data import decode_rgb
 from depth_anything_hf.data.pseudo_labels import DATA_DIRECTORY
-from depth_anything_hf.data.unlabeled import UnlabeledImageStream
+from depth_anything_hf.data.skipping import skipped_sample_ids, skipped_samples_summary
+from depth_anything_hf.data.unlabeled import unlabeled_images, unlabeled_sources_fingerprint
 from depth_anything_hf.data_engine.labeling import label_images, teacher_sha256
 from depth_anything_hf.data_engine.publishing import push_pseudo_labels_to_hub, write_dataset_card
 from depth_anything_hf.data_engine.shards import ProgressRecord, ShardWriter, pseudo_label_table, shard_name
@@ -66,7 +75,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument("--split", default="train", help="split of datasets-library sources")
     parser.add_argument("--image_column", default="image", help="image column of datasets-library sources")
-    parser.add_argument("--seed", type=int, default=0, help="labelling is deterministic; seeds third-party code")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seeds the order in which images are labelled (and third-party code)"
+    )
     parser.add_argument("--push_to_hub", action="store_true", help="upload the finished dataset to the Hub")
     parser.add_argument("--hub_model_id", help="Hub dataset repository for --push_to_hub (default: the output folder name)")
     return parser.parse_args(argv)
@@ -87,6 +98,7 @@ def main(argv=None) -> None:
     teacher_autocast_dtype = autocast_dtype(accelerator.mixed_precision)
     run = {
         "sources": args.unlabeled_dataset,
+        "source_listing_sha256": unlabeled_sources_fingerprint(args.unlabeled_dataset),
         "split": args.split,
         "image_column": args.image_column,
         "teacher": args.teacher,
@@ -94,9 +106,12 @@ def main(argv=None) -> None:
         "batch_size": args.batch_size,
         "shard_size": args.shard_size,
         "mixed_precision": accelerator.mixed_precision,
+        "seed": args.seed,
     }
     progress = ProgressRecord.resume_or_start(output_dir, rank, world_size, run)
-    stream = UnlabeledImageStream(args.unlabeled_dataset, rank, world_size, args.split, args.image_column)
+    stream = unlabeled_images(
+        args.unlabeled_dataset, args.seed, rank, world_size, args.split, args.image_column, image_processor
+    )
     if progress.stream_state is not None:
         stream.load_state_dict(progress.stream_state)
         logger.info(f"Resuming after {progress.images_written} images ({progress.shards_written} shards) per process")
@@ -120,6 +135,7 @@ def main(argv=None) -> None:
             break
         shard = ShardWriter(output_dir / DATA_DIRECTORY / shard_name(rank, world_size, progress.shards_written))
         for batch in itertools.chain([first_batch], batches):
+            batch = [{**example, "image": decode_rgb(example["image_bytes"])} for example in batch]
             images = [example["image"] for example in batch]
             disparities = label_images(teacher, image_processor, images, teacher_autocast_dtype)
             shard.write(pseudo_label_table(batch, disparities, args.teacher, run["teacher_sha256"]))
@@ -128,18 +144,21 @@ def main(argv=None) -> None:
         progress.shards_written += 1
         progress.images_written += shard.num_rows
         progress.stream_state = stream.state_dict()
+        progress.add_skipped(skipped_sample_ids())
         progress.finished = shard.num_rows < args.shard_size
         progress.save(output_dir)
     progress_bar.close()
 
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        num_images = sum(
-            ProgressRecord.resume_or_start(output_dir, process, world_size, run).images_written
-            for process in range(world_size)
-        )
-        write_dataset_card(output_dir, run, num_images)
-        logger.info(f"Wrote {num_images} pseudo-labeled images to {output_dir}")
+        records = [ProgressRecord.resume_or_start(output_dir, process, world_size, run) for process in range(world_size)]
+        num_images = sum(record.images_written for record in records)
+        skipped: dict[str, set[str]] = {}
+        for record in records:
+            for dataset, ids in record.skipped.items():
+                skipped.setdefault(dataset, set()).update(ids)
+        write_dataset_card(output_dir, run, num_images, skipped_samples_summary(skipped))
+        logger.info(f"Wrote {num_images} pseudo-labeled images to {output_dir}. {skipped_samples_summary(skipped)}")
         if args.push_to_hub:
             commit = push_pseudo_labels_to_hub(output_dir, args.hub_model_id or output_dir.name)
             logger.info(f"Pushed {output_dir} to {commit.commit_url}")

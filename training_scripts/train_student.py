@@ -116,7 +116,9 @@ def main(args: argparse.Namespace) -> DepthAnythingHFForDepthEstimation:
     if args.teacher:
         teacher = DepthAnythingHFForDepthEstimation.from_pretrained(args.teacher).to(accelerator.device).eval()
         teacher_processor = DepthAnythingHFImageProcessor.from_pretrained(args.teacher)
-        unlabeled = unlabeled_image_stream(args.unlabeled_dataset, accelerator, args.seed, args.shuffle_buffer_size)
+        unlabeled = unlabeled_image_stream(
+            args.unlabeled_dataset, accelerator, args.seed, args.shuffle_buffer_size, teacher_processor
+        )
     else:
         unlabeled = pseudo_labeled_stream(args.pseudo_labels, accelerator, args.seed, args.shuffle_buffer_size)
     streams = {"unlabeled": unlabeled}

@@ -4,10 +4,10 @@ transforms (`transforms`)."""
 
 from .formats import LABELED_FORMATS, load_labeled_dataset, middlebury_motorcycle_sample
 from .images import decode_rgb, to_rgb
-from .mixing import mix_labeled_datasets, shard_for_process
+from .mixing import mix_labeled_datasets, shard_for_process, shuffle_and_shard
 from .schema import DEPTH_KINDS, LABELED_FEATURES, make_labeled_sample, sample_to_tensors
 from .skipping import skipped_sample_counts
-from .unlabeled import IMAGE_EXTENSIONS, load_unlabeled_images
+from .unlabeled import IMAGE_EXTENSIONS, load_unlabeled_images, unlabeled_images
 
 __all__ = [
     "DEPTH_KINDS",
@@ -22,6 +22,8 @@ __all__ = [
     "mix_labeled_datasets",
     "sample_to_tensors",
     "shard_for_process",
+    "shuffle_and_shard",
     "skipped_sample_counts",
     "to_rgb",
+    "unlabeled_images",
 ]

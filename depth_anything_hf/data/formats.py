@@ -36,6 +36,7 @@ from . import schema
 from .caching import files_fingerprint
 from .schema import INTRINSIC_NAMES, LABELED_FEATURES, make_labeled_sample
 from .skipping import decodable_samples
+from .sources import load_named_dataset
 
 # NYU Depth V2 RGB camera (camera_params.m of the NYU toolbox), for 640x480 frames.
 NYU_INTRINSICS = {"fx": 518.85790117450188, "fy": 519.46961112127485, "cx": 325.58244941119034, "cy": 253.73616633400465}
@@ -179,15 +180,27 @@ def _file_intrinsics(reader: Callable, path: str) -> dict:
     return reader(path) if os.path.isfile(path) else {}
 
 
+def _metadata_rows(metadata_path: Path):
+    """(line number, row) of each non-blank line of a metadata.jsonl; a ValueError naming the file and line for a
+    line that is not a JSON object."""
+    for line_number, line in enumerate(metadata_path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{metadata_path}:{line_number}: not valid JSON ({error}): {line[:80]!r}") from None
+        if not isinstance(row, dict):
+            raise ValueError(f"{metadata_path}:{line_number}: expected a JSON object per line, got {line[:80]!r}")
+        yield line_number, row
+
+
 def _find_folder(root: Path) -> list[dict]:
     metadata_path = root / "metadata.jsonl"
     if not metadata_path.is_file():
         raise ValueError(f"{root} has no metadata.jsonl (the project folder format)")
     records = []
-    for line_number, line in enumerate(metadata_path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        row = json.loads(line)
+    for line_number, row in _metadata_rows(metadata_path):
         if "file_name" not in row or "depth_file_name" not in row:
             raise ValueError(f"{metadata_path}:{line_number}: needs 'file_name' and 'depth_file_name'")
         unit = row.get("depth_unit", "millimeter")
@@ -540,10 +553,8 @@ def _detect_format(path: Path) -> str:
     if path.is_file() and path.suffix == ".mat":
         return "nyu_depth_v2"
     metadata_path = path / "metadata.jsonl"
-    if metadata_path.is_file():
-        with open(metadata_path) as metadata:
-            if "depth_file_name" in json.loads(metadata.readline()):
-                return "folder"
+    if metadata_path.is_file() and "depth_file_name" in next(_metadata_rows(metadata_path), (0, {}))[1]:
+        return "folder"
     raise ValueError(f"cannot tell the format of {path}; pass format= one of {LABELED_FORMATS}")
 
 
@@ -563,7 +574,7 @@ def _select_split_slice(records: list[dict], split: str, split_name: str) -> lis
 
 
 def _load_schema_dataset(name: str, split: str, streaming: bool, cache_dir):
-    dataset = datasets.load_dataset(name, split=split, streaming=streaming, cache_dir=cache_dir)
+    dataset = load_named_dataset(name, split=split, streaming=streaming, cache_dir=cache_dir)
     columns = dataset.column_names
     if columns is not None:
         missing = [column for column in LABELED_FEATURES if column not in columns]

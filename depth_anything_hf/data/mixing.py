@@ -53,3 +53,17 @@ def shard_for_process(dataset, rank: int, world_size: int):
     if not (isinstance(rank, int) and 0 <= rank < world_size):
         raise ValueError(f"rank must be an int in [0, {world_size}), got {rank!r}")
     return split_dataset_by_node(dataset, rank=rank, world_size=world_size)
+
+
+def shuffle_and_shard(dataset: datasets.IterableDataset, seed: int, rank: int, world_size: int, shuffle_buffer_size: int = 1):
+    """`dataset` in a `seed`ed order, process `rank`'s part of it (`shard_for_process`).
+
+    The order permutes the shards (`shuffle(buffer_size=1)`), which datasets' `state_dict()` resumes exactly; a
+    `shuffle_buffer_size` above 1 also mixes examples across shards, but a resumed run restarts the buffer empty.
+    `set_epoch` gives each pass another permutation.
+    """
+    # One shard and no buffer leave nothing to shuffle; skipping it also skips the 5 s that `datasets` waits
+    # at the end of every pass over shuffled parquet shards (an Arrow threading workaround).
+    if dataset.n_shards > 1 or shuffle_buffer_size > 1:
+        dataset = dataset.shuffle(seed=seed, buffer_size=shuffle_buffer_size)
+    return shard_for_process(dataset, rank, world_size)

@@ -23,6 +23,7 @@ from datasets import Image as ImageFeature
 
 from ..image_processing_depth_anything_hf import DepthAnythingHFImageProcessor
 from .images import decode_rgb
+from .sources import load_named_dataset
 
 PSEUDO_LABEL_FEATURES = Features(
     {
@@ -101,7 +102,7 @@ def _pseudo_label_rows(path_or_name: str | os.PathLike, streaming: bool, split: 
     """The rows of one output folder of `pseudo_label.py` or Hub dataset, and its number of parquet files."""
     path = Path(path_or_name)
     if not path.is_dir():
-        return datasets.load_dataset(os.fspath(path_or_name), split=split, streaming=streaming), 1
+        return load_named_dataset(os.fspath(path_or_name), split=split, streaming=streaming), 1
     data_files = sorted(glob.glob(str(path / SHARD_PATTERN)))
     if not data_files:
         raise ValueError(f"{str(path)!r} holds no pseudo-label shards ({SHARD_PATTERN})")

@@ -11,7 +11,10 @@ A row:
 - `fx`, `fy`, `cx`, `cy`: pinhole intrinsics in pixels of this image, None when unknown.
 - `dataset`: the dataset's name; `id`: a stable id of the sample within it.
 
-H and W are the size of the image as `to_rgb` returns it (EXIF orientation applied).
+H and W are the size of the image as `to_rgb` returns it (EXIF orientation applied). The RGB and its maps are
+never turned apart: depth and mask files carry no orientation of their own, so they are read on the stored pixel
+grid of the image file, and `make_labeled_sample` turns them (and the intrinsics) upright with the image's EXIF
+orientation, as `to_rgb`, the image processor and `datasets.Image` turn the image.
 """
 
 import io
@@ -23,7 +26,7 @@ from datasets import Features, List, Value
 from datasets import Image as ImageFeature
 from PIL import Image
 
-from .images import to_rgb
+from .images import to_rgb, upright_intrinsics, upright_pixel_indices, upright_transpose
 
 DEPTH_KINDS = ("depth", "disparity")
 INTRINSIC_NAMES = ("fx", "fy", "cx", "cy")
@@ -45,18 +48,20 @@ LABELED_FEATURES = Features(
 )
 
 
-def _rgb_size_of(image) -> tuple[int, int]:
-    """(height, width) of `image` (encoded bytes or a uint8 [H, W, 3] array) after `to_rgb`."""
+def _stored_size_and_transpose(image) -> tuple[tuple[int, int], Image.Transpose | None]:
+    """(height, width) of `image` (encoded bytes or a uint8 [H, W, 3] array) as stored, and the transpose that
+    `to_rgb` applies for its EXIF orientation (None: stored upright)."""
     if isinstance(image, np.ndarray):
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"image array must be uint8 [H, W, 3] RGB, got {image.dtype} {image.shape}")
-        return image.shape[0], image.shape[1]
+        return (image.shape[0], image.shape[1]), None
     if not isinstance(image, bytes):
         raise TypeError(f"image must be the bytes of an image file or a uint8 [H, W, 3] array, got {type(image).__name__}")
     with Image.open(io.BytesIO(image)) as encoded:
         # to_rgb decodes every pixel, so a truncated file fails here, while the dataset is built.
-        width, height = to_rgb(encoded).size
-    return height, width
+        to_rgb(encoded)
+        width, height = encoded.size
+        return (height, width), upright_transpose(encoded)
 
 
 def _bool_map(name: str, mask, shape: tuple[int, int]) -> np.ndarray:
@@ -93,21 +98,31 @@ def make_labeled_sample(
 
     `image` is the bytes of an image file (kept as they are, no re-encoding) or a uint8
     [H, W, 3] RGB array. The image is decoded once here: a file that cannot be decoded, or a
-    depth map whose shape is not the image's, raises ValueError/OSError (the format decoders
-    skip such samples). `valid_mask` is narrowed to finite depth (> 0; disparity >= 0) and
-    `depth` is set to 0 outside it, so consumers never meet inf or NaN.
+    depth map whose shape is not the image's stored grid, raises ValueError/OSError (the format
+    decoders skip such samples). `depth`, the masks and the intrinsics are given on the image's
+    stored grid and turned upright here with the image's EXIF orientation, as readers turn the
+    image. `valid_mask` is narrowed to finite depth (> 0; disparity >= 0) and `depth` is set to 0
+    outside it, so consumers never meet inf or NaN.
     """
     if depth_kind not in DEPTH_KINDS:
         raise ValueError(f"depth_kind must be one of {DEPTH_KINDS}, got {depth_kind!r}")
     depth = np.asarray(depth)
     if depth.ndim != 2 or not np.issubdtype(depth.dtype, np.floating):
         raise ValueError(f"depth must be a 2-D float array, got {depth.dtype} {depth.shape}")
-    image_shape = _rgb_size_of(image)
+    image_shape, transpose = _stored_size_and_transpose(image)
     if depth.shape != image_shape:
-        raise ValueError(f"depth of shape {depth.shape} does not match the image of size {image_shape} (H, W)")
+        raise ValueError(
+            f"depth of shape {depth.shape} does not match the image of size {image_shape} (H, W, as stored in the "
+            "file, before its EXIF orientation)"
+        )
     valid_mask = _bool_map("valid_mask", valid_mask, depth.shape)
     if sky_mask is not None:
         sky_mask = _bool_map("sky_mask", sky_mask, depth.shape)
+    if transpose is not None:
+        indices = upright_pixel_indices(*image_shape, transpose)
+        depth, valid_mask = depth.reshape(-1)[indices], valid_mask.reshape(-1)[indices]
+        sky_mask = None if sky_mask is None else sky_mask.reshape(-1)[indices]
+        fx, fy, cx, cy = upright_intrinsics(*image_shape, transpose, fx, fy, cx, cy)
     with np.errstate(invalid="ignore"):
         measured = depth > 0 if depth_kind == "depth" else depth >= 0
     valid_mask = valid_mask & np.isfinite(depth) & measured

@@ -1,7 +1,8 @@
 """Skip samples that cannot be decoded, so that a long job never dies on one bad file.
 
-Every skip is counted (per dataset name, in this process) and logged as a warning that names
-the sample, so bad files are visible without stopping the stream.
+Every skipped sample is counted once (per dataset name, in this process: a stream read pass after pass meets
+the same bad file in every pass) and its first skip is logged as a warning that names it, so bad files are
+visible without stopping the stream. `skipped_samples_summary` is the total that a run reports at its end.
 """
 
 import collections
@@ -28,22 +29,42 @@ UNDECODABLE_ERRORS = (
     Image.DecompressionBombError,
 )
 
-_skipped_per_dataset: collections.Counter = collections.Counter()
+_skipped_ids_per_dataset: collections.defaultdict[str, set[str]] = collections.defaultdict(set)
 
 
 def log_skipped_sample(dataset_name: str, sample_id: str, error: BaseException) -> None:
-    """Count one skipped sample of `dataset_name` and log a warning naming it and why."""
-    _skipped_per_dataset[dataset_name] += 1
+    """Count a skipped sample of `dataset_name` and, the first time it is skipped, log a warning naming it and why."""
+    skipped_ids = _skipped_ids_per_dataset[dataset_name]
+    if sample_id in skipped_ids:
+        return
+    skipped_ids.add(sample_id)
     logger.warning(
         f"Skipped sample {sample_id!r} of dataset {dataset_name!r} "
-        f"({_skipped_per_dataset[dataset_name]} skipped so far in this process): "
+        f"({len(skipped_ids)} distinct samples skipped so far in this process): "
         f"{type(error).__name__}: {error}"
     )
 
 
+def skipped_sample_ids() -> dict[str, set[str]]:
+    """The ids of the samples skipped so far in this process, per dataset name."""
+    return {name: set(ids) for name, ids in _skipped_ids_per_dataset.items()}
+
+
 def skipped_sample_counts() -> dict[str, int]:
-    """How many samples were skipped so far in this process, per dataset name."""
-    return dict(_skipped_per_dataset)
+    """How many distinct samples were skipped so far in this process, per dataset name."""
+    return {name: len(ids) for name, ids in _skipped_ids_per_dataset.items()}
+
+
+def skipped_samples_summary(skipped_ids: dict[str, set[str]] | dict[str, list[str]]) -> str:
+    """One line for the end of a run: the distinct samples skipped in total and per dataset."""
+    counts = {name: len(ids) for name, ids in sorted(skipped_ids.items()) if ids}
+    if not counts:
+        return "No sample was skipped."
+    per_dataset = ", ".join(f"{name!r}: {count}" for name, count in counts.items())
+    return (
+        f"Skipped {sum(counts.values())} samples that could not be read or used ({per_dataset}); the first skip "
+        "of each was logged as a warning naming it."
+    )
 
 
 def decodable_samples(

@@ -10,7 +10,7 @@ from ..data.pseudo_labels import PSEUDO_LABEL_FEATURES, SHARD_PATTERN, SPLIT
 from .shards import commit_atomically, hidden_temporary_path
 
 
-def write_dataset_card(output_dir: str | os.PathLike, run: dict, num_images: int) -> None:
+def write_dataset_card(output_dir: str | os.PathLike, run: dict, num_images: int, skipped_summary: str = "") -> None:
     """README.md of a finished pseudo-labeled dataset: `datasets` metadata (configs, features, size) and a summary."""
     info = datasets.DatasetInfo(
         features=PSEUDO_LABEL_FEATURES,
@@ -34,6 +34,8 @@ def write_dataset_card(output_dir: str | os.PathLike, run: dict, num_images: int
 
 Sources:
 {sources}
+
+{skipped_summary}
 
 Columns: `image` (the original file bytes), `disparity` (float16 [h, w], affine-invariant disparity at the
 teacher's input resolution, larger = nearer), `original_height` / `original_width` (the decoded image),

@@ -110,8 +110,10 @@ class ShardWriter:
 class ProgressRecord:
     """What one process has durably written: its next shard, its images so far and its stream position.
 
-    `run` holds the arguments that decide the output (sources, teacher, batching); a rerun must match them,
-    or its shards would not continue the earlier ones.
+    `run` holds the arguments that decide the output (sources and their listing, teacher, batching, order); a
+    rerun must match them, or its shards would not continue the earlier ones. `skipped` holds the ids of the
+    images skipped in the written shards, per source, so that the total counts each once however often the run
+    was resumed.
     """
 
     rank: int
@@ -121,6 +123,12 @@ class ProgressRecord:
     images_written: int = 0
     stream_state: dict | None = None
     finished: bool = False
+    skipped: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+
+    def add_skipped(self, skipped_ids: dict[str, set[str]]) -> None:
+        """Record the ids of skipped images (per source) with those recorded before."""
+        for dataset, ids in skipped_ids.items():
+            self.skipped[dataset] = sorted(set(self.skipped.get(dataset, ())) | set(ids))
 
     @staticmethod
     def path_of(output_dir: str | os.PathLike, rank: int, world_size: int) -> Path:
@@ -150,6 +158,17 @@ class ProgressRecord:
         record = cls(**json.loads(path.read_text()))
         if record.run != run:
             changed = sorted(key for key in run.keys() | record.run.keys() if run.get(key) != record.run.get(key))
+            if changed == ["source_listing_sha256"]:
+                sources = [
+                    source
+                    for source, before, now in zip(run["sources"], record.run[changed[0]], run[changed[0]])
+                    if before != now
+                ]
+                raise ValueError(
+                    f"output_dir {str(output_dir)!r} holds a run over other files: the listing of {sources} changed "
+                    "since it was written (an image added, removed or resized), so resuming its position would "
+                    "duplicate or miss images. Restore the sources as they were, or write to a new --output_dir"
+                )
             raise ValueError(
                 f"output_dir {str(output_dir)!r} holds a run with other arguments ({', '.join(changed)} differ: "
                 f"{ {key: record.run.get(key) for key in changed} } there); rerun with the same arguments to resume "

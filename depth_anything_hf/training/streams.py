@@ -5,8 +5,10 @@ checkpoints its position with datasets' own `IterableDataset.state_dict()` / `lo
 run reads exactly the examples an uninterrupted run would have read. Shuffling is shard-order shuffling
 (`shuffle(buffer_size=1)`), which unlike a shuffle buffer resumes exactly. Labeled folders and unlabeled image
 folders have one shard per file, so for them that is a full permutation. Pseudo-label parquet shards hold
-`pseudo_label.py --shard_size` rows each, read in labelling order within a shard: write smaller shards, or
-pass `--shuffle_buffer_size` (row-level mixing, at the cost of an exact resume: the buffer restarts empty).
+`pseudo_label.py --shard_size` rows each, read in labelling order within a shard; that order is itself a seeded
+permutation of the unlabeled images (`unlabeled_images`), so the rows of a batch are not neighbouring files.
+`--shuffle_buffer_size` adds row-level mixing across shards, at the cost of an exact resume (the buffer restarts
+empty).
 """
 
 from collections.abc import Sequence
@@ -14,9 +16,10 @@ from collections.abc import Sequence
 import datasets
 from accelerate import Accelerator
 
-from ..data import load_labeled_dataset, load_unlabeled_images, mix_labeled_datasets, shard_for_process
+from ..data import load_labeled_dataset, mix_labeled_datasets, shard_for_process, shuffle_and_shard
 from ..data.pseudo_labels import load_pseudo_labels
 from ..data.specs import DatasetSpec
+from ..data.unlabeled import unlabeled_images
 
 
 class ResumableStream:
@@ -71,18 +74,6 @@ class ResumableStream:
         self._resuming = True
 
 
-def _prepared_stream(
-    dataset, accelerator: Accelerator, seed: int, shuffle_buffer_size: int, name: str
-) -> ResumableStream:
-    """Shuffle `dataset` by shard order and keep this process's part of it."""
-    # One shard and no buffer leave nothing to shuffle; skipping it also skips the 5 s that `datasets` waits
-    # at the end of every pass over shuffled parquet shards (an Arrow threading workaround).
-    if dataset.n_shards > 1 or shuffle_buffer_size > 1:
-        dataset = dataset.shuffle(seed=seed, buffer_size=shuffle_buffer_size)
-    dataset = shard_for_process(dataset, accelerator.process_index, accelerator.num_processes)
-    return ResumableStream(dataset, name)
-
-
 def labeled_stream(
     specs: Sequence[DatasetSpec],
     accelerator: Accelerator,
@@ -106,19 +97,26 @@ def labeled_stream(
 
 
 def unlabeled_image_stream(
-    sources: Sequence[str], accelerator: Accelerator, seed: int, shuffle_buffer_size: int = 1
+    sources: Sequence[str], accelerator: Accelerator, seed: int, shuffle_buffer_size: int = 1, image_processor=None
 ) -> ResumableStream:
-    """The `--unlabeled_dataset` images ({"image_bytes", "id"}), each once per pass.
-
-    Only the encoded bytes travel: they have an Arrow type, so that several sources concatenate (and their
-    shards shuffle together), and the online teacher decodes them as the data engine does."""
-    per_source = [load_unlabeled_images(source).select_columns(["image_bytes", "id"]) for source in sources]
-    images = per_source[0] if len(per_source) == 1 else datasets.concatenate_datasets(per_source)
-    return _prepared_stream(images, accelerator, seed, shuffle_buffer_size, "unlabeled")
+    """The `--unlabeled_dataset` images ({"image_bytes", "id", "dataset"}), each once per pass: the data engine's
+    stream (`unlabeled_images`), so that the online teacher reads and skips images as `pseudo_label.py` does."""
+    images = unlabeled_images(
+        sources,
+        seed,
+        accelerator.process_index,
+        accelerator.num_processes,
+        image_processor=image_processor,
+        shuffle_buffer_size=shuffle_buffer_size,
+    )
+    return ResumableStream(images, "unlabeled")
 
 
 def pseudo_labeled_stream(
     paths: Sequence[str], accelerator: Accelerator, seed: int, shuffle_buffer_size: int = 1
 ) -> ResumableStream:
     """The student samples of `--pseudo_labels` folders (`load_pseudo_labels`), each once per pass."""
-    return _prepared_stream(load_pseudo_labels(list(paths)), accelerator, seed, shuffle_buffer_size, "pseudo-labeled")
+    samples = shuffle_and_shard(
+        load_pseudo_labels(list(paths)), seed, accelerator.process_index, accelerator.num_processes, shuffle_buffer_size
+    )
+    return ResumableStream(samples, "pseudo-labeled")

@@ -7,9 +7,14 @@ from collections.abc import Callable
 
 import torch
 from accelerate import Accelerator
+from accelerate.logging import get_logger
+from accelerate.utils import gather_object
 from tqdm.auto import tqdm
 
+from ..data.skipping import skipped_sample_ids, skipped_samples_summary
 from ..data.specs import DatasetSpec
+
+logger = get_logger(__name__)
 
 
 def tracker_config(args: argparse.Namespace) -> dict:
@@ -155,4 +160,20 @@ class TrainingProgress:
             log_depth_examples(self.accelerator, self.global_step, *depth_examples())
 
     def close(self) -> None:
+        """End the progress bar and report the samples skipped by all processes in this run."""
         self.bar.close()
+        report_skipped_samples(self.accelerator)
+
+
+def report_skipped_samples(accelerator: Accelerator) -> None:
+    """Log the distinct samples skipped in this run by every process, in total and per dataset (a warning when
+    there are any). Every process must call it."""
+    merged: dict[str, set[str]] = {}
+    for ids_per_dataset in gather_object([skipped_sample_ids()]):
+        for name, ids in ids_per_dataset.items():
+            merged.setdefault(name, set()).update(ids)
+    summary = skipped_samples_summary(merged)
+    if any(merged.values()):
+        logger.warning(summary)
+    else:
+        logger.info(summary)
