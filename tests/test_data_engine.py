@@ -2,6 +2,8 @@
 
 import importlib.resources
 import importlib.util
+import json
+import logging
 import os
 import shutil
 import signal
@@ -217,6 +219,50 @@ def test_killed_run_resumes_without_lost_or_duplicated_images(sources, teacher_d
     for resumed_row, uninterrupted_row in zip(resumed.with_format("numpy"), uninterrupted.with_format("numpy")):
         assert (resumed_row["dataset"], resumed_row["id"]) == (uninterrupted_row["dataset"], uninterrupted_row["id"])
         np.testing.assert_array_equal(resumed_row["disparity"], uninterrupted_row["disparity"])
+
+
+def test_images_are_labelled_in_a_seeded_order_not_in_file_order(labeled_dir, sources):
+    """The student reads a shard's rows in order, so rows in file order made a batch and its CutMix partners
+    neighbouring (often same-scene) frames (issue #9). The killed-and-resumed run above gives the same order."""
+    rows = load_rows(labeled_dir)
+    frame_ids = [image_id for dataset, image_id in zip(rows["dataset"], rows["id"]) if dataset == str(sources[0])]
+    file_order = sorted(path.name for path in sources[0].iterdir())
+    assert sorted(frame_ids) == file_order
+    position = {name: index for index, name in enumerate(file_order)}
+    neighbours = sum(position[after] - position[before] == 1 for before, after in zip(frame_ids, frame_ids[1:]))
+    # In file order all 17 pairs of successive rows are neighbouring files; a random order has about one.
+    assert neighbours <= 4, frame_ids
+
+
+def thin_image_source(root: Path) -> Path:
+    """Three frames and a 2x60 strip (30:1), which the teacher's processor refuses to resize."""
+    root.mkdir()
+    for frame in sorted(SYNTHETIC_RGBD.glob("*.jpg"))[:3]:
+        shutil.copyfile(frame, root / frame.name)
+    Image.fromarray(np.full((2, 60, 3), 128, np.uint8)).save(root / "strip.png")
+    return root
+
+
+def test_an_image_the_teacher_cannot_label_is_skipped_counted_and_reported(teacher_dir, tmp_path, caplog):
+    source, output_dir = thin_image_source(tmp_path / "photos"), tmp_path / "labels"
+    with caplog.at_level(logging.WARNING):
+        run_in_process(script_arguments([source], teacher_dir, output_dir))
+    assert sorted(load_rows(output_dir)["id"]) == sorted(path.name for path in source.glob("*.jpg"))
+    assert any("'strip.png'" in record.getMessage() and "max_aspect_ratio" in record.getMessage() for record in caplog.records)
+    record = ProgressRecord.resume_or_start(output_dir, 0, 1, json.loads(next((output_dir / ".progress").glob("*.json")).read_text())["run"])
+    assert record.skipped == {str(source): ["strip.png"]}
+    assert "Skipped 1 samples" in (output_dir / "README.md").read_text()
+
+
+def test_resuming_over_a_changed_source_listing_is_refused(teacher_dir, tmp_path):
+    source, output_dir = thin_image_source(tmp_path / "photos"), tmp_path / "labels"
+    arguments = script_arguments([source], teacher_dir, output_dir)
+    run_in_process(arguments)
+    shutil.copyfile(source / "strip.png", source / "another.png")
+    with pytest.raises(ValueError, match=r"the listing of \[.*photos'\] changed since it was written"):
+        run_in_process(arguments)
+    (source / "another.png").unlink()
+    run_in_process(arguments)  # the same files again: resumes (here: finds the run finished)
 
 
 @pytest.mark.parametrize("streaming", [True, False])

@@ -159,6 +159,29 @@ def test_bad_arguments_are_named(tmp_path):
         load_labeled_dataset(tmp_path, format="kitti")
 
 
+@pytest.mark.parametrize(
+    "first_line, error",
+    [("", None), ("{not json", r"metadata.jsonl:3: not valid JSON"), ("[1, 2]", r"metadata.jsonl:3: expected a JSON object")],
+    ids=["blank", "not-json", "not-an-object"],
+)
+def test_metadata_lines_that_are_not_json_objects_are_named_by_file_and_line(tmp_path, first_line, error):
+    _write_folder_sample(tmp_path, "a", np.full((4, 4), 1500))
+    rows = (tmp_path / "metadata.jsonl").read_text()
+    (tmp_path / "metadata.jsonl").write_text(f"\n\n{first_line}\n" + rows)
+    if error is None:  # blank lines hold no sample and are passed over, in format detection too
+        assert [sample["id"] for sample in load_labeled_dataset(tmp_path)] == ["a.png"]
+    else:
+        for format in (None, "folder"):
+            with pytest.raises(ValueError, match=error):
+                load_labeled_dataset(tmp_path, format=format)
+
+
+def test_a_mistyped_local_path_says_it_does_not_exist_before_the_hub_lookup(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"'ds/nope' does not exist as a local path.*could not be loaded"):
+        load_labeled_dataset("ds/nope")
+
+
 # --- NYU Depth V2 --------------------------------------------------------------------------
 
 

@@ -49,6 +49,28 @@ def test_half_transparent_rgba_is_blended_with_white():
     assert _rgb_at(Image.new("RGBA", (1, 1), (255, 0, 0, 128))) == (255, 127, 127)
 
 
+@pytest.mark.parametrize(
+    "image",
+    [
+        Image.fromarray(np.random.default_rng(0).integers(0, 256, (5, 7, 4), dtype=np.uint8), mode="RGBA"),
+        Image.fromarray(np.random.default_rng(1).integers(0, 256, (5, 7, 2), dtype=np.uint8), mode="LA"),
+        Image.new("P", (7, 5), 1).copy(),
+    ],
+    ids=["RGBA", "LA", "P-transparent-index"],
+)
+def test_training_decoder_and_image_processor_composite_transparency_alike(image):
+    """One rule for both decoders: what the student trains on is what inference feeds the model."""
+    from depth_anything_hf import DepthAnythingHFImageProcessor
+
+    if image.mode == "P":
+        image.putpalette([0, 0, 0, 10, 200, 30] + [0, 0, 0] * 254)
+        image.info["transparency"] = 1
+    processed = DepthAnythingHFImageProcessor(do_resize=False, do_normalize=False)(image)["pixel_values"][0]
+    trained_on = np.asarray(to_rgb(image), dtype=np.float32).transpose(2, 0, 1) / 255
+    # The same composite; the training decoder rounds it to 8 bits.
+    np.testing.assert_allclose(processed.numpy(), trained_on, rtol=0, atol=0.5 / 255 + 1e-6)
+
+
 def test_sixteen_bit_grayscale_is_scaled_to_eight_bits():
     # 65535 / 255 = 257: 257 * k -> k exactly, 0 -> 0, 65535 -> 255.
     values = np.array([[0, 257 * 100, 257 * 128, 65535]], dtype=np.uint16)

@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 
 from depth_anything_hf.data.mixing import shard_for_process
-from depth_anything_hf.data.unlabeled import load_unlabeled_images
+from depth_anything_hf.data.skipping import skipped_sample_counts, skipped_samples_summary
+from depth_anything_hf.data.unlabeled import load_unlabeled_images, unlabeled_images, unlabeled_sources_fingerprint
 
 
 def _encoded(image: Image.Image, file_format: str) -> bytes:
@@ -167,3 +168,78 @@ def test_scikit_image_photos_match_their_reference_arrays(tmp_path):
     pixels = _pixels_by_id(load_unlabeled_images(tmp_path))
     np.testing.assert_array_equal(pixels["astronaut.png"], data.astronaut())
     np.testing.assert_array_equal(pixels["camera.png"], np.repeat(data.camera()[..., None], 3, axis=2))
+
+
+def _ids(stream) -> list[str]:
+    return [example["id"] for example in stream]
+
+
+def test_one_stream_serves_the_data_engine_and_the_online_teacher(image_folder, parquet_image_dataset):
+    """`pseudo_label.py` and the student's `--teacher` mode read the same seeded, per-process, resumable stream."""
+    from accelerate import Accelerator
+
+    from depth_anything_hf.training.streams import unlabeled_image_stream
+
+    sources = [str(image_folder), str(parquet_image_dataset)]
+    everything = _ids(unlabeled_images(sources, seed=0))
+    # 4 folder images and 5 decodable rows of the parquet dataset, each once, in a seeded order.
+    assert sorted(everything) == sorted([*EXPECTED_FOLDER_COLOURS, "0/0", "0/1", "0/2", "1/0", "1/1"])
+    assert everything != _ids(unlabeled_images(sources, seed=1))
+    student = unlabeled_image_stream(sources, Accelerator(cpu=True), seed=0)
+    assert [example["id"] for example in student.take(len(everything))] == everything
+    ranks = [_ids(unlabeled_images(sources, seed=0, rank=rank, world_size=2)) for rank in range(2)]
+    assert sorted(ranks[0] + ranks[1]) == sorted(everything)
+    # Resumed from its state after three images, a new stream continues with the fourth.
+    stream = unlabeled_images(sources, seed=0)
+    iterator = iter(stream)
+    for _ in range(3):
+        next(iterator)
+    resumed = unlabeled_images(sources, seed=0)
+    resumed.load_state_dict(stream.state_dict())
+    assert _ids(resumed) == everything[3:]
+
+
+def test_source_listing_fingerprint_follows_added_removed_and_resized_files(image_folder, tmp_path):
+    before = unlabeled_sources_fingerprint([image_folder, "user/hub-dataset"])
+    assert unlabeled_sources_fingerprint([image_folder, "user/hub-dataset"]) == before
+    (image_folder / "a" / "notes.txt").write_text("still not an image, and not listed")
+    assert unlabeled_sources_fingerprint([image_folder, "user/hub-dataset"]) == before
+    # The listing holds names and sizes, not content (hashing every image of a large source would take hours).
+    (image_folder / "new.png").write_bytes(b"10 bytes..")
+    added = unlabeled_sources_fingerprint([image_folder, "user/hub-dataset"])
+    assert added[0] != before[0] and added[1] == before[1]
+    (image_folder / "new.png").write_bytes(b"now 12 bytes")
+    assert unlabeled_sources_fingerprint([image_folder])[0] not in (before[0], added[0])
+    (image_folder / "new.png").unlink()
+    assert unlabeled_sources_fingerprint([image_folder])[0] == before[0]
+
+
+def test_a_bad_file_is_counted_and_logged_once_however_often_it_is_read(tmp_path, caplog):
+    for name in ("bad-1.png", "bad-2.png"):
+        (tmp_path / name).write_bytes(b"\x89PNG broken")
+    (tmp_path / "good.png").write_bytes(_encoded(_solid((1, 2, 3)), "PNG"))
+    name = str(tmp_path)
+    with caplog.at_level(logging.WARNING):
+        for _ in range(3):  # three passes, as a training stream reads its data
+            assert _ids(load_unlabeled_images(tmp_path)) == ["good.png"]
+    assert skipped_sample_counts()[name] == 2
+    assert len([record for record in caplog.records if name in record.getMessage()]) == 2
+    assert skipped_samples_summary({name: {"bad-1.png", "bad-2.png"}, "other": set()}).startswith(
+        f"Skipped 2 samples that could not be read or used ({name!r}: 2)"
+    )
+    assert skipped_samples_summary({}) == "No sample was skipped."
+    # The training scripts report the total (over all processes) when they end.
+    from accelerate import Accelerator
+
+    from depth_anything_hf.training.tracking import report_skipped_samples
+
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        report_skipped_samples(Accelerator(cpu=True))
+    assert any(f"{name!r}: 2" in record.getMessage() for record in caplog.records)
+
+
+def test_a_mistyped_local_path_says_it_does_not_exist_before_the_hub_lookup(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"'ds/nope' does not exist as a local path.*could not be loaded"):
+        load_unlabeled_images("ds/nope")
