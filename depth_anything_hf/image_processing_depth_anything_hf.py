@@ -157,48 +157,56 @@ def _download(url: str, name: str, timeout: float | None) -> bytes:
     """The bytes at an http(s) `url`; a ConnectionError naming it when offline or unreachable."""
     if is_offline_mode():
         raise ConnectionError(
-            f"{name}: cannot download {url!r}: offline mode is on (HF_HUB_OFFLINE); download the image and pass "
+            f"{name}: cannot download it: offline mode is on (HF_HUB_OFFLINE); download the image and pass "
             "its path, bytes or a PIL image"
         )
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             return response.read()
     except (urllib.error.URLError, OSError) as error:
-        raise ConnectionError(f"{name}: could not download {url!r}: {error}") from error
+        raise ConnectionError(f"{name}: could not download it: {error}") from error
+
+
+def _described_source(source: str | os.PathLike | bytes) -> str:
+    """How errors name an image given as a source: its path or URL, or the size of its bytes / base64 text."""
+    if isinstance(source, bytes | bytearray):
+        return f"{len(source)} bytes"
+    source = os.fspath(source)
+    if os.path.exists(source) or source.startswith(("http://", "https://")) or len(source) <= 200:
+        return repr(source)
+    return f"text of {len(source)} characters"
 
 
 def _open_image_source(source: str | os.PathLike | bytes, name: str, timeout: float | None = None) -> PIL.Image.Image:
     """Decode a file path, http(s) URL, base64 string or encoded bytes into a loaded PIL image, its file closed.
 
     Every mode is kept as decoded (16-bit, float), unlike transformers' `load_image`, which converts to 8-bit RGB.
+    `name` already names the source (`_described_source`).
     """
-    if isinstance(source, bytes | bytearray):
-        encoded, described = source, f"{len(source)} bytes"
-    else:
+    encoded = source
+    if not isinstance(source, bytes | bytearray):
         source = os.fspath(source)
-        described = repr(source)
         if source.startswith(("http://", "https://")):
             encoded = _download(source, name, timeout)
         elif os.path.isfile(source):
             encoded = None
         elif os.path.exists(source):
-            raise ValueError(f"{name} ({source!r}) is not an image file")
+            raise ValueError(f"{name} is not an image file")
         else:
             payload = source.split(",", 1)[1] if source.startswith("data:image/") else source
             try:
                 encoded = base64.b64decode("".join(payload.split()), validate=True)
             except (binascii.Error, ValueError):
                 raise FileNotFoundError(
-                    f"{name}: the file {source!r} does not exist (and the text is neither an http(s) URL nor "
-                    "base64-encoded image data)"
+                    f"{name}: the file does not exist (and the text is neither an http(s) URL nor base64-encoded "
+                    "image data)"
                 ) from None
-            described = f"base64 text of {len(source)} characters"
     try:
         image = PIL.Image.open(source if encoded is None else io.BytesIO(encoded))
         with image:
             image.load()
     except _DECODE_ERRORS as error:
-        raise ValueError(f"{name} ({described}) could not be decoded as an image: {error}") from error
+        raise ValueError(f"{name} could not be decoded as an image: {error}") from error
     return image
 
 
@@ -226,10 +234,21 @@ def _pil_to_array(image: PIL.Image.Image, name: str) -> np.ndarray:
     return pixels
 
 
+def _input_name(name: str, image) -> str:
+    """`name` with the path, URL or size of an image given as a source, for error messages."""
+    if isinstance(image, str | os.PathLike | bytes | bytearray):
+        return f"{name} ({_described_source(image)})"
+    return name
+
+
 def load_image_tensor(image, name: str = "images", timeout: float | None = None) -> torch.Tensor:
     """One image as the processor reads it, before any conversion: a [C, H, W] tensor (C in 1, 3, 4) of its own
     dtype (uint8, uint16 or float), upright. Accepts a PIL image, numpy HxW/HxWxC, torch HxW/CxHxW, a file path,
     an http(s) URL (downloaded with `timeout`), base64 text or encoded bytes; `name` names it in errors."""
+    return _load_named_image_tensor(image, _input_name(name, image), timeout)
+
+
+def _load_named_image_tensor(image, name: str, timeout: float | None = None) -> torch.Tensor:
     if isinstance(image, str | os.PathLike | bytes | bytearray):
         image = _open_image_source(image, name, timeout)
     if isinstance(image, PIL.Image.Image):
@@ -429,8 +448,8 @@ class DepthAnythingHFImageProcessor(BaseImageProcessor):
 
         pixel_values = []
         for index, image in enumerate(image_list):
-            name = f"images[{index}]" if len(image_list) > 1 else "images"
-            image = load_image_tensor(image, name).to(device)
+            name = _input_name(f"images[{index}]" if len(image_list) > 1 else "images", image)
+            image = _load_named_image_tensor(image, name).to(device)
             image = _to_unit_float(image, name)
             if image.shape[0] == 4:
                 image = composite_on_white(image)

@@ -258,7 +258,7 @@ def test_undecodable_inputs_name_the_input(tmp_path):
     with pytest.raises(ValueError, match=r"images \(12 bytes\) could not be decoded"):
         processor(b"not an image")
     # A missing file says so (transformers' loader said "Incorrect image source").
-    with pytest.raises(FileNotFoundError, match=r"missing.png' does not exist"):
+    with pytest.raises(FileNotFoundError, match=r"missing.png'\): the file does not exist"):
         processor(str(tmp_path / "missing.png"))
     with pytest.raises(ValueError, match="is not an image file"):
         processor(str(tmp_path))
@@ -279,7 +279,7 @@ def test_urls_offline_or_unreachable_raise_a_connection_error_naming_them(monkey
     url = "https://example.com/photo.png"
     processor = DepthAnythingHFImageProcessor()
     monkeypatch.setattr(module, "is_offline_mode", lambda: True)
-    with pytest.raises(ConnectionError, match=r"cannot download 'https://example.com/photo.png': offline mode"):
+    with pytest.raises(ConnectionError, match=r"images \('https://example.com/photo.png'\): cannot download it: offline mode"):
         processor(url)
 
     def refuse(*args, **kwargs):
@@ -287,7 +287,7 @@ def test_urls_offline_or_unreachable_raise_a_connection_error_naming_them(monkey
 
     monkeypatch.setattr(module, "is_offline_mode", lambda: False)
     monkeypatch.setattr(module.urllib.request, "urlopen", refuse)
-    with pytest.raises(ConnectionError, match=r"could not download 'https://example.com/photo.png'.*refused"):
+    with pytest.raises(ConnectionError, match=r"'https://example.com/photo.png'\): could not download it: .*refused"):
         processor(url)
 
 
