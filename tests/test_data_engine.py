@@ -2,7 +2,6 @@
 
 import importlib.resources
 import importlib.util
-import json
 import logging
 import os
 import shutil
@@ -24,7 +23,7 @@ from depth_anything_hf.data import decode_rgb
 from depth_anything_hf.data.pseudo_labels import load_pseudo_labels, pseudo_labeled_samples
 from depth_anything_hf.data_engine.labeling import predict_pseudo_disparity, teacher_pixel_values, teacher_sha256
 from depth_anything_hf.data_engine.publishing import push_pseudo_labels_to_hub
-from depth_anything_hf.data_engine.shards import ProgressRecord
+from depth_anything_hf.data_engine.shards import ProgressRecord, load_skipped_images, save_skipped_images
 from depth_anything_hf.image_processing_depth_anything_hf import DepthAnythingHFImageProcessor
 
 REPO = Path(__file__).resolve().parents[1]
@@ -249,9 +248,17 @@ def test_an_image_the_teacher_cannot_label_is_skipped_counted_and_reported(teach
         run_in_process(script_arguments([source], teacher_dir, output_dir))
     assert sorted(load_rows(output_dir)["id"]) == sorted(path.name for path in source.glob("*.jpg"))
     assert any("'strip.png'" in record.getMessage() and "max_aspect_ratio" in record.getMessage() for record in caplog.records)
-    record = ProgressRecord.resume_or_start(output_dir, 0, 1, json.loads(next((output_dir / ".progress").glob("*.json")).read_text())["run"])
-    assert record.skipped == {str(source): ["strip.png"]}
+    assert load_skipped_images(output_dir) == {str(source): {"strip.png"}}
     assert "Skipped 1 samples" in (output_dir / "README.md").read_text()
+
+
+def test_skipped_images_are_counted_once_across_resumes_and_processes(tmp_path):
+    save_skipped_images(tmp_path, 0, 2, 0, {"photos": {"strip.png"}})
+    # Killed before shard 0 was committed, the resumed process rereads it and skips the same image again.
+    save_skipped_images(tmp_path, 0, 2, 0, {"photos": {"strip.png"}})
+    # With a source that does not split by shards, every process reads (and skips) every image.
+    save_skipped_images(tmp_path, 1, 2, 0, {"photos": {"strip.png", "broken.jpg"}, "frames": {"0001.png"}})
+    assert load_skipped_images(tmp_path) == {"photos": {"strip.png", "broken.jpg"}, "frames": {"0001.png"}}
 
 
 def test_resuming_over_a_changed_source_listing_is_refused(teacher_dir, tmp_path):

@@ -41,7 +41,14 @@ from depth_anything_hf.data.skipping import skipped_sample_ids, skipped_samples_
 from depth_anything_hf.data.unlabeled import unlabeled_images, unlabeled_sources_fingerprint
 from depth_anything_hf.data_engine.labeling import label_images, teacher_sha256
 from depth_anything_hf.data_engine.publishing import push_pseudo_labels_to_hub, write_dataset_card
-from depth_anything_hf.data_engine.shards import ProgressRecord, ShardWriter, pseudo_label_table, shard_name
+from depth_anything_hf.data_engine.shards import (
+    ProgressRecord,
+    ShardWriter,
+    load_skipped_images,
+    pseudo_label_table,
+    save_skipped_images,
+    shard_name,
+)
 from depth_anything_hf.image_processing_depth_anything_hf import DepthAnythingHFImageProcessor
 from depth_anything_hf.mixed_precision import MIXED_PRECISION_CHOICES, autocast_dtype
 from depth_anything_hf.training.arguments import positive_int
@@ -124,6 +131,7 @@ def main(argv=None) -> None:
         disable=not accelerator.is_local_main_process,
     )
     examples = iter(stream)
+    recorded_skips: dict[str, set[str]] = {}  # the skips this process has already saved with earlier shards
     while not progress.finished:
         shard_examples = itertools.islice(examples, args.shard_size)
         # Batches never cross shards, so a resumed run forms the same batches as an uninterrupted one.
@@ -140,23 +148,28 @@ def main(argv=None) -> None:
             disparities = label_images(teacher, image_processor, images, teacher_autocast_dtype)
             shard.write(pseudo_label_table(batch, disparities, args.teacher, run["teacher_sha256"]))
             progress_bar.update(len(batch))
+        new_skips = {
+            source: ids - recorded_skips.get(source, set()) for source, ids in skipped_sample_ids().items()
+        }
+        if any(new_skips.values()):
+            save_skipped_images(output_dir, rank, world_size, progress.shards_written, new_skips)
+            for source, ids in new_skips.items():
+                recorded_skips.setdefault(source, set()).update(ids)
         shard.close()
         progress.shards_written += 1
         progress.images_written += shard.num_rows
         progress.stream_state = stream.state_dict()
-        progress.add_skipped(skipped_sample_ids())
         progress.finished = shard.num_rows < args.shard_size
         progress.save(output_dir)
     progress_bar.close()
 
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        records = [ProgressRecord.resume_or_start(output_dir, process, world_size, run) for process in range(world_size)]
-        num_images = sum(record.images_written for record in records)
-        skipped: dict[str, set[str]] = {}
-        for record in records:
-            for dataset, ids in record.skipped.items():
-                skipped.setdefault(dataset, set()).update(ids)
+        num_images = sum(
+            ProgressRecord.resume_or_start(output_dir, process, world_size, run).images_written
+            for process in range(world_size)
+        )
+        skipped = load_skipped_images(output_dir)
         write_dataset_card(output_dir, run, num_images, skipped_samples_summary(skipped))
         logger.info(f"Wrote {num_images} pseudo-labeled images to {output_dir}. {skipped_samples_summary(skipped)}")
         if args.push_to_hub:

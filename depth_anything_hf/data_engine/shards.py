@@ -111,9 +111,7 @@ class ProgressRecord:
     """What one process has durably written: its next shard, its images so far and its stream position.
 
     `run` holds the arguments that decide the output (sources and their listing, teacher, batching, order); a
-    rerun must match them, or its shards would not continue the earlier ones. `skipped` holds the ids of the
-    images skipped in the written shards, per source, so that the total counts each once however often the run
-    was resumed.
+    rerun must match them, or its shards would not continue the earlier ones.
     """
 
     rank: int
@@ -123,12 +121,6 @@ class ProgressRecord:
     images_written: int = 0
     stream_state: dict | None = None
     finished: bool = False
-    skipped: dict[str, list[str]] = dataclasses.field(default_factory=dict)
-
-    def add_skipped(self, skipped_ids: dict[str, set[str]]) -> None:
-        """Record the ids of skipped images (per source) with those recorded before."""
-        for dataset, ids in skipped_ids.items():
-            self.skipped[dataset] = sorted(set(self.skipped.get(dataset, ())) | set(ids))
 
     @staticmethod
     def path_of(output_dir: str | os.PathLike, rank: int, world_size: int) -> Path:
@@ -182,3 +174,25 @@ class ProgressRecord:
         file = open(hidden_temporary_path(path), "wb")
         file.write(json.dumps(dataclasses.asdict(self), indent=1).encode())
         commit_atomically(file, path)
+
+
+def save_skipped_images(
+    output_dir: str | os.PathLike, rank: int, world_size: int, shard_index: int, skipped_ids: dict[str, set[str]]
+) -> None:
+    """Record, before shard `shard_index` of process `rank` is committed, the images skipped while reading it
+    ({source: ids}). A resumed run rereads an uncommitted shard and rewrites the same record; each record holds
+    one shard's skips, so that saving stays cheap however many images a long run skips."""
+    path = Path(output_dir) / PROGRESS_DIRECTORY / f"skipped-{rank:05d}-of-{world_size:05d}-{shard_index:06d}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    file = open(hidden_temporary_path(path), "wb")
+    file.write(json.dumps({source: sorted(ids) for source, ids in skipped_ids.items()}).encode())
+    commit_atomically(file, path)
+
+
+def load_skipped_images(output_dir: str | os.PathLike) -> dict[str, set[str]]:
+    """The distinct images skipped by all processes of a run, per source (see `save_skipped_images`)."""
+    skipped: dict[str, set[str]] = {}
+    for path in sorted((Path(output_dir) / PROGRESS_DIRECTORY).glob("skipped-*.json")):
+        for source, ids in json.loads(path.read_text()).items():
+            skipped.setdefault(source, set()).update(ids)
+    return skipped
