@@ -233,17 +233,17 @@ def test_images_are_labelled_in_a_seeded_order_not_in_file_order(labeled_dir, so
     assert neighbours <= 4, frame_ids
 
 
-def thin_image_source(root: Path) -> Path:
+def thin_image_source(root: Path, synthetic_rgbd: Path) -> Path:
     """Three frames and a 2x60 strip (30:1), which the teacher's processor refuses to resize."""
     root.mkdir()
-    for frame in sorted(SYNTHETIC_RGBD.glob("*.jpg"))[:3]:
+    for frame in sorted(synthetic_rgbd.glob("*.jpg"))[:3]:
         shutil.copyfile(frame, root / frame.name)
     Image.fromarray(np.full((2, 60, 3), 128, np.uint8)).save(root / "strip.png")
     return root
 
 
-def test_an_image_the_teacher_cannot_label_is_skipped_counted_and_reported(teacher_dir, tmp_path, caplog):
-    source, output_dir = thin_image_source(tmp_path / "photos"), tmp_path / "labels"
+def test_an_image_the_teacher_cannot_label_is_skipped_counted_and_reported(teacher_dir, tmp_path, caplog, synthetic_rgbd):
+    source, output_dir = thin_image_source(tmp_path / "photos", synthetic_rgbd), tmp_path / "labels"
     with caplog.at_level(logging.WARNING):
         run_in_process(script_arguments([source], teacher_dir, output_dir))
     assert sorted(load_rows(output_dir)["id"]) == sorted(path.name for path in source.glob("*.jpg"))
@@ -261,8 +261,8 @@ def test_skipped_images_are_counted_once_across_resumes_and_processes(tmp_path):
     assert load_skipped_images(tmp_path) == {"photos": {"strip.png", "broken.jpg"}, "frames": {"0001.png"}}
 
 
-def test_resuming_over_a_changed_source_listing_is_refused(teacher_dir, tmp_path):
-    source, output_dir = thin_image_source(tmp_path / "photos"), tmp_path / "labels"
+def test_resuming_over_a_changed_source_listing_is_refused(teacher_dir, tmp_path, synthetic_rgbd):
+    source, output_dir = thin_image_source(tmp_path / "photos", synthetic_rgbd), tmp_path / "labels"
     arguments = script_arguments([source], teacher_dir, output_dir)
     run_in_process(arguments)
     shutil.copyfile(source / "strip.png", source / "another.png")

@@ -9,7 +9,6 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
-from conftest import tiny_config
 from PIL import ImageOps
 from transformers import pipeline
 
@@ -26,7 +25,7 @@ def load_predict_script():
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
+def checkpoint(tmp_path_factory, tiny_config) -> Path:
     torch.manual_seed(0)
     model = DepthAnythingHFForDepthEstimation(tiny_config()).eval()
     with torch.no_grad():
