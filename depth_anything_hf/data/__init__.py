@@ -1,6 +1,6 @@
 """Data: the labeled-sample schema and dataset-format decoders, image decoding, unlabeled image streams, the
-pseudo-labeled schema and reader (`pseudo_labels`), mixing, the `--dataset` grammar (`specs`) and the training
-transforms (`transforms`)."""
+pseudo-labeled schema and reader (`pseudo_labels`), mixing, the `--dataset` grammar (`specs`), loading a dataset
+named by the user (`sources`), counted skips (`skipping`) and the training transforms (`transforms`)."""
 
 from .formats import LABELED_FORMATS, load_labeled_dataset, middlebury_motorcycle_sample
 from .images import decode_rgb, to_rgb
