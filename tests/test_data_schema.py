@@ -86,6 +86,10 @@ def test_bad_samples_raise_naming_the_problem():
         _sample(np.ones((2, 2)), fx=-1.0)
     with pytest.raises(TypeError, match="image"):
         _sample(np.ones((2, 2)), image="path.png")
+    # The training geometry scales the short side to 518: a 1x40 strip would become 518 x 20,720 pixels.
+    with pytest.raises(ValueError, match=r"1x40 pixels is more elongated \(40.0:1\) than 10:1"):
+        _sample(np.ones((1, 40)))
+    assert _sample(np.ones((1, 10)))["depth"].shape == (1, 10)
 
 
 def test_encoded_image_bytes_are_kept_unchanged():

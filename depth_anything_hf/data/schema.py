@@ -26,6 +26,7 @@ from datasets import Features, List, Value
 from datasets import Image as ImageFeature
 from PIL import Image
 
+from ..image_processing_depth_anything_hf import DEFAULT_MAX_ASPECT_RATIO
 from .images import to_rgb, upright_intrinsics, upright_pixel_indices, upright_transpose
 
 DEPTH_KINDS = ("depth", "disparity")
@@ -99,7 +100,8 @@ def make_labeled_sample(
     `image` is the bytes of an image file (kept as they are, no re-encoding) or a uint8
     [H, W, 3] RGB array. The image is decoded once here: a file that cannot be decoded, or a
     depth map whose shape is not the image's stored grid, raises ValueError/OSError (the format
-    decoders skip such samples). `depth`, the masks and the intrinsics are given on the image's
+    decoders skip such samples), as does an image more elongated than the processor's
+    `DEFAULT_MAX_ASPECT_RATIO` (10:1). `depth`, the masks and the intrinsics are given on the image's
     stored grid and turned upright here with the image's EXIF orientation, as readers turn the
     image. `valid_mask` is narrowed to finite depth (> 0; disparity >= 0) and `depth` is set to 0
     outside it, so consumers never meet inf or NaN.
@@ -114,6 +116,13 @@ def make_labeled_sample(
         raise ValueError(
             f"depth of shape {depth.shape} does not match the image of size {image_shape} (H, W, as stored in the "
             "file, before its EXIF orientation)"
+        )
+    aspect_ratio = max(image_shape) / min(image_shape)
+    if aspect_ratio > DEFAULT_MAX_ASPECT_RATIO:
+        # The training geometry scales the short side to the resolution: one side would become that many times it.
+        raise ValueError(
+            f"the image of {image_shape[0]}x{image_shape[1]} pixels is more elongated ({aspect_ratio:.1f}:1) than "
+            f"{DEFAULT_MAX_ASPECT_RATIO:g}:1, the bound of the image processor"
         )
     valid_mask = _bool_map("valid_mask", valid_mask, depth.shape)
     if sky_mask is not None:
