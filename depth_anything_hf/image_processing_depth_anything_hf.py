@@ -78,7 +78,9 @@ def _check_resize_options(resize_mode: str, ensure_multiple_of: int, max_aspect_
         raise ValueError(f"resize_mode must be one of {RESIZE_MODES}, got {resize_mode!r}")
     if isinstance(ensure_multiple_of, bool) or not isinstance(ensure_multiple_of, int) or ensure_multiple_of < 1:
         raise ValueError(f"ensure_multiple_of must be a positive integer, got {ensure_multiple_of!r}")
-    if max_aspect_ratio is not None and not (isinstance(max_aspect_ratio, int | float) and max_aspect_ratio >= 1):
+    if max_aspect_ratio is not None and (
+        isinstance(max_aspect_ratio, bool) or not isinstance(max_aspect_ratio, int | float) or not max_aspect_ratio >= 1
+    ):
         raise ValueError(f"max_aspect_ratio must be a number >= 1 or None, got {max_aspect_ratio!r}")
 
 

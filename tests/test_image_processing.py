@@ -323,6 +323,12 @@ def test_too_elongated_images_are_refused_before_any_allocation():
     assert processor(np.zeros((1, 10000), np.uint8), keep_aspect_ratio=False)["pixel_values"].shape == (1, 3, 518, 518)
 
 
+@pytest.mark.parametrize("max_aspect_ratio", [0.5, True, "10", float("nan")])
+def test_an_invalid_max_aspect_ratio_is_refused(max_aspect_ratio):
+    with pytest.raises(ValueError, match="max_aspect_ratio must be a number >= 1 or None"):
+        DepthAnythingHFImageProcessor(max_aspect_ratio=max_aspect_ratio)
+
+
 def test_minimal_mode_never_rounds_a_side_to_zero():
     # 40x400 in "minimal" mode scales by 518 / 400 (nearer 1): 51.8 x 518, and 51.8 rounds to 0 multiples of 128.
     assert get_resize_output_size((40, 400), (518, 518), True, 128, "minimal") == (128, 512)
