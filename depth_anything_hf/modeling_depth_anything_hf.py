@@ -69,8 +69,11 @@ class LayerScale(nn.Module):
         super().__init__()
         self.gamma = nn.Parameter(torch.full((dim,), init_value))
 
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        return hidden_states * self.gamma
+    def forward(self, hidden_states: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        """`hidden_states * gamma`, plus `residual` if given: one pass over memory instead of two."""
+        if residual is None:
+            return hidden_states * self.gamma
+        return torch.addcmul(residual, hidden_states, self.gamma)
 
 
 class DropPath(nn.Module):
@@ -148,8 +151,11 @@ class Block(GradientCheckpointingLayer):
         self.drop_path = DropPath(drop_path)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        hidden_states = hidden_states + self.drop_path(self.ls1(self.attn(self.norm1(hidden_states))))
-        return hidden_states + self.drop_path(self.ls2(self.mlp(self.norm2(hidden_states))))
+        if self.training and self.drop_path.drop_prob > 0:
+            hidden_states = hidden_states + self.drop_path(self.ls1(self.attn(self.norm1(hidden_states))))
+            return hidden_states + self.drop_path(self.ls2(self.mlp(self.norm2(hidden_states))))
+        hidden_states = self.ls1(self.attn(self.norm1(hidden_states)), residual=hidden_states)
+        return self.ls2(self.mlp(self.norm2(hidden_states)), residual=hidden_states)
 
 
 class DinoVisionTransformer(nn.Module):
@@ -209,15 +215,17 @@ class DinoVisionTransformer(nn.Module):
         )
 
         all_hidden_states = [hidden_states] if output_hidden_states else None
-        tapped_by_index = {}
+        normed_by_index = {}
         for index, block in enumerate(self.blocks):
             hidden_states = block(hidden_states)
             if output_hidden_states:
                 all_hidden_states.append(hidden_states)
             if index in self.config.out_indices:
-                tapped_by_index[index] = self.norm(hidden_states)[:, 1:]
-        tapped = [tapped_by_index[index] for index in self.config.out_indices]
-        last_patch_tokens = self.norm(hidden_states)[:, 1:]
+                normed_by_index[index] = self.norm(hidden_states)
+        tapped = [normed_by_index[index][:, 1:] for index in self.config.out_indices]
+        last_index = len(self.blocks) - 1
+        last_normed = normed_by_index[last_index] if last_index in normed_by_index else self.norm(hidden_states)
+        last_patch_tokens = last_normed[:, 1:]
         return tapped, last_patch_tokens, tuple(all_hidden_states) if output_hidden_states else None
 
 
@@ -236,7 +244,8 @@ class ResidualConvUnit(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         residual = self.conv1(F.relu(features))
-        residual = self.conv2(F.relu(residual))
+        # In place: the pre-activation is used nowhere else (ReLU's backward needs only its output).
+        residual = self.conv2(F.relu(residual, inplace=True))
         return features + residual
 
 
@@ -284,7 +293,9 @@ class DPTNeck(nn.Module):
     def forward(self, tapped_tokens: list[torch.Tensor], patch_height: int, patch_width: int) -> torch.Tensor:
         feature_maps = []
         for tokens, projection, resize, conv in zip(tapped_tokens, self.projections, self.resize_layers, self.convs):
-            grid = tokens.transpose(1, 2).reshape(tokens.shape[0], tokens.shape[-1], patch_height, patch_width)
+            # The tokens viewed as an NCHW map without a copy: its memory is channels-last (NHWC), which the
+            # convolutions (oneDNN on CPUs, cuDNN on GPUs) run faster than NCHW and keep through the decoder.
+            grid = tokens.unflatten(1, (patch_height, patch_width)).permute(0, 3, 1, 2)
             feature_maps.append(conv(resize(projection(grid))))
 
         fused = self.fusion_blocks[3](feature_maps[3], size=feature_maps[2].shape[-2:])
