@@ -16,16 +16,14 @@ Weights are random: speed does not depend on them.
 
 import argparse
 import copy
-import statistics
 import tempfile
-import time
-from collections.abc import Callable
 
 import torch
+from harness import add_model_arguments, build_config, interleaved_median_seconds
 from PIL import Image
 from transformers import DepthAnythingForDepthEstimation
 
-from depth_anything_hf import DepthAnythingHFConfig, DepthAnythingHFForDepthEstimation, DepthAnythingHFImageProcessor
+from depth_anything_hf import DepthAnythingHFForDepthEstimation, DepthAnythingHFImageProcessor
 from depth_anything_hf.data.transforms import StrongPerturbation, cutmix_partners
 from depth_anything_hf.data_engine.labeling import label_images, predict_pseudo_disparity
 from depth_anything_hf.losses import affine_invariant_loss, cutmix_unlabeled_loss, feature_alignment_loss
@@ -36,9 +34,9 @@ from depth_anything_hf.training.objectives import StudentLossSettings, perturb_a
 from depth_anything_hf.training.runtime import freeze_unused_parameters, parameter_groups
 
 
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--variant", default="v2-small", help="official variant of the student and the teacher")
+    add_model_arguments(parser)
     parser.add_argument("--resolutions", type=int, nargs="+", default=[266, 518], help="student crop sizes")
     parser.add_argument("--batch_size", type=int, default=6, help="student images per step (labeled 1 : 2)")
     parser.add_argument("--steps", type=int, default=10, help="timed steps per measurement")
@@ -47,25 +45,7 @@ def parse_args():
     parser.add_argument("--photo_size", type=int, nargs=2, default=[480, 640], help="height width of the photos")
     default_precision = "bf16" if torch.cuda.is_available() else "no"
     parser.add_argument("--mixed_precision", choices=MIXED_PRECISION_CHOICES, default=default_precision)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    return parser.parse_args()
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def images_per_second(run_step: Callable[[], None], images_per_step: int, steps: int, warmup_steps: int, device) -> float:
-    timings = []
-    for step in range(warmup_steps + steps):
-        synchronize(device)
-        start = time.perf_counter()
-        run_step()
-        synchronize(device)
-        if step >= warmup_steps:
-            timings.append(time.perf_counter() - start)
-    return images_per_step / statistics.median(timings)
+    return parser.parse_args(argv)
 
 
 def student_batch(resolution: int, num_labeled: int, num_unlabeled: int, device) -> tuple[DepthBatch, DepthBatch]:
@@ -120,8 +100,8 @@ def plain_student_step(model, frozen_backbone, optimizer, labeled, pseudo_labele
     optimizer.zero_grad()
 
 
-def benchmark_student(args, device, autocast) -> None:
-    config = DepthAnythingHFConfig.from_variant_name(args.variant)
+def benchmark_student(args, device, autocast) -> list[dict]:
+    config = build_config(args)
     torch.manual_seed(0)
     ours = DepthAnythingHFForDepthEstimation(config)
     freeze_unused_parameters(ours)
@@ -142,23 +122,26 @@ def benchmark_student(args, device, autocast) -> None:
     print(f"\nStudent step, {args.variant}, batch {num_labeled} labeled + {num_unlabeled} pseudo-labeled, {args.mixed_precision}")
     print("| resolution | ours images/s | plain transformers loop images/s | ours / plain |")
     print("|---|---|---|---|")
+    rows = []
     for resolution in args.resolutions:
         labeled, pseudo_labeled = student_batch(resolution, num_labeled, num_unlabeled, device)
         generator = torch.Generator(device).manual_seed(0)
-        ours_rate = images_per_second(
-            lambda: our_student_step(ours, frozen_encoder, our_optimizer, labeled, pseudo_labeled, autocast, generator),
-            args.batch_size, args.steps, args.warmup_steps, device,
+        seconds = interleaved_median_seconds(
+            {
+                "ours": lambda: our_student_step(ours, frozen_encoder, our_optimizer, labeled, pseudo_labeled, autocast, generator),
+                "plain": lambda: plain_student_step(theirs, frozen_backbone, their_optimizer, labeled, pseudo_labeled, autocast, generator),
+            },
+            args.steps, args.warmup_steps, device,
         )  # fmt: skip
-        plain_rate = images_per_second(
-            lambda: plain_student_step(theirs, frozen_backbone, their_optimizer, labeled, pseudo_labeled, autocast, generator),
-            args.batch_size, args.steps, args.warmup_steps, device,
-        )  # fmt: skip
+        ours_rate, plain_rate = args.batch_size / seconds["ours"], args.batch_size / seconds["plain"]
+        rows.append({"resolution": resolution, "ours_images_per_second": ours_rate, "plain_images_per_second": plain_rate})
         print(f"| {resolution} | {ours_rate:.2f} | {plain_rate:.2f} | {ours_rate / plain_rate:.2f} |")
+    return rows
 
 
-def benchmark_pseudo_labeling(args, device) -> None:
+def benchmark_pseudo_labeling(args, device) -> dict[str, float]:
     torch.manual_seed(0)
-    teacher = DepthAnythingHFForDepthEstimation(DepthAnythingHFConfig.from_variant_name(args.variant)).to(device).eval()
+    teacher = DepthAnythingHFForDepthEstimation(build_config(args)).to(device).eval()
     processor = DepthAnythingHFImageProcessor()
     height, width = args.photo_size
     generator = torch.Generator().manual_seed(0)
@@ -174,13 +157,18 @@ def benchmark_pseudo_labeling(args, device) -> None:
         with torch.no_grad(), torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             teacher(pixel_values)
 
-    bare = images_per_second(bare_forward, batch_size, args.steps, args.warmup_steps, device)
-    engine_forward = images_per_second(
-        lambda: predict_pseudo_disparity(teacher, pixel_values, dtype), batch_size, args.steps, args.warmup_steps, device
+    seconds = interleaved_median_seconds(
+        {
+            "bare": bare_forward,
+            "engine_forward": lambda: predict_pseudo_disparity(teacher, pixel_values, dtype),
+            "engine_from_photos": lambda: label_images(teacher, processor, photos, dtype),
+        },
+        args.steps,
+        args.warmup_steps,
+        device,
     )
-    engine_from_photos = images_per_second(
-        lambda: label_images(teacher, processor, photos, dtype), batch_size, args.steps, args.warmup_steps, device
-    )
+    rates = {path: batch_size / path_seconds for path, path_seconds in seconds.items()}
+    bare, engine_forward, engine_from_photos = rates["bare"], rates["engine_forward"], rates["engine_from_photos"]
     input_size = "x".join(str(side) for side in pixel_values.shape[-2:])
     print(f"\nPseudo-labelling, {args.variant} teacher, {height}x{width} photos -> {input_size} input, batch {batch_size}, {args.mixed_precision}")
     print("| path | images/s | / bare forward |")
@@ -188,17 +176,17 @@ def benchmark_pseudo_labeling(args, device) -> None:
     print(f"| bare teacher forward (pixel values ready) | {bare:.2f} | 1.00 |")
     print(f"| predict_pseudo_disparity (pixel values ready) | {engine_forward:.2f} | {engine_forward / bare:.2f} |")
     print(f"| label_images (PIL photos: preprocess + forward + float16) | {engine_from_photos:.2f} | {engine_from_photos / bare:.2f} |")
+    return rates
 
 
-def main():
-    args = parse_args()
+def main(argv=None) -> dict:
+    args = parse_args(argv)
     device = torch.device(args.device)
     dtype = autocast_dtype(args.mixed_precision)
     autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
-    print(f"{name}, torch {torch.__version__}, median of {args.steps} steps after {args.warmup_steps} warm-up steps")
-    benchmark_student(args, device, autocast)
-    benchmark_pseudo_labeling(args, device)
+    print(f"{name}, torch {torch.__version__}, median of {args.steps} interleaved steps after {args.warmup_steps} warm-up steps")
+    return {"student": benchmark_student(args, device, autocast), "pseudo_labeling": benchmark_pseudo_labeling(args, device)}
 
 
 if __name__ == "__main__":

@@ -1,0 +1,73 @@
+"""CI smoke: each benchmark script runs one tiny iteration end to end, so that none of them rots.
+
+Timings are not checked (no test asserts speed); the rows must be complete and consistent, and where the
+benchmark compares outputs, ours must equal transformers'.
+"""
+
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+# The tiny model of conftest.tiny_config, with its stored position grid at the benchmark resolution (56 / 14 = 4)
+# so that ours and transformers' interpolate nothing and agree exactly.
+TINY = [
+    "--config_overrides",
+    json.dumps(
+        {
+            "hidden_size": 32,
+            "num_hidden_layers": 4,
+            "num_attention_heads": 2,
+            "out_indices": [0, 1, 2, 3],
+            "neck_hidden_sizes": [8, 16, 32, 32],
+            "fusion_hidden_size": 16,
+            "head_hidden_size": 8,
+            "image_size": 56,
+        }
+    ),
+    "--device",
+    "cpu",
+]
+
+
+@pytest.fixture
+def benchmark_module(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+
+    def load(name):
+        sys.modules.pop(name, None)
+        return importlib.import_module(name)
+
+    return load
+
+
+def test_inference_benchmark(benchmark_module):
+    arguments = ["--resolution", "56", "--batch_sizes", "1", "2", "--iterations", "1", "--warmup", "0"]
+    rows = benchmark_module("inference").main(TINY + arguments + ["--peak_matmul_size", "32", "--profile"])
+    assert [(row["dtype"], row["batch_size"]) for row in rows] == [("fp32", 1), ("fp32", 2), ("bf16", 1), ("bf16", 2)]
+    for row in rows:
+        assert row["ratio"] == pytest.approx(row["transformers_ms"] / row["ours_ms"])
+        assert row["floor_ms"] > 0
+        if row["dtype"] == "fp32":
+            assert row["relative_difference"] <= 1e-4
+
+
+def test_pipeline_benchmark(benchmark_module):
+    arguments = ["--photo_size", "48", "64", "--dtypes", "fp32", "--iterations", "1", "--warmup", "0"]
+    rows = benchmark_module("pipeline").main(TINY + arguments)
+    assert [row["stage"] for row in rows] == ["end to end", "pre-processing", "model", "post-processing"]
+    for row in rows:
+        assert row["ratio"] == pytest.approx(row["transformers_ms"] / row["ours_ms"])
+
+
+def test_training_benchmark(benchmark_module):
+    arguments = ["--resolutions", "56", "--batch_size", "3", "--steps", "1", "--warmup_steps", "0"]
+    results = benchmark_module("training").main(
+        TINY + arguments + ["--labeling_batch_size", "2", "--photo_size", "48", "64"]
+    )
+    assert [row["resolution"] for row in results["student"]] == [56]
+    assert all(rate > 0 for rate in results["student"][0].values())
+    assert set(results["pseudo_labeling"]) == {"bare", "engine_forward", "engine_from_photos"}
