@@ -45,9 +45,9 @@ def benchmark_module(monkeypatch):
 
 
 def test_inference_benchmark(benchmark_module):
-    arguments = ["--resolution", "56", "--batch_sizes", "1", "2", "--iterations", "1", "--warmup", "0"]
+    arguments = ["--resolution", "56", "--batch_sizes", "1", "--iterations", "1", "--warmup", "0"]
     rows = benchmark_module("inference").main(TINY + arguments + ["--peak_matmul_size", "32", "--profile"])
-    assert [(row["dtype"], row["batch_size"]) for row in rows] == [("fp32", 1), ("fp32", 2), ("bf16", 1), ("bf16", 2)]
+    assert [(row["dtype"], row["batch_size"]) for row in rows] == [("fp32", 1), ("bf16", 1)]
     for row in rows:
         assert row["ratio"] == pytest.approx(row["transformers_ms"] / row["ours_ms"])
         assert row["floor_ms"] > 0

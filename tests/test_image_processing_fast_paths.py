@@ -1,4 +1,4 @@
-"""Pre-processing writes each image once into the batch, with the official arithmetic (METHOD.md section 3)."""
+"""Pre-processing writes each image once into the batch, with the official arithmetic (docs/method.md section 3)."""
 
 import numpy as np
 import torch

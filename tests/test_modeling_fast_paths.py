@@ -1,8 +1,7 @@
-"""The inference fast paths of the model compute what the plain formulas say (METHOD.md section 1)."""
+"""The inference fast paths of the model compute what the plain formulas say (docs/method.md section 1)."""
 
 import pytest
 import torch
-from conftest import tiny_config
 
 from depth_anything_hf import DepthAnythingHFForDepthEstimation
 
@@ -19,7 +18,7 @@ def test_block_residuals_match_the_layer_scale_formula(tiny_model):
         torch.testing.assert_close(block(hidden_states), expected)
 
 
-def test_drop_path_in_training_drops_residual_branches_per_sample():
+def test_drop_path_in_training_drops_residual_branches_per_sample(tiny_config):
     """Training with stochastic depth keeps the plain path: each sample's branch is kept (scaled by 1 / keep) or
     dropped, so a sample's output is one of four sums; in eval mode both branches are always added."""
     torch.manual_seed(0)
