@@ -8,8 +8,9 @@ Conventions shared by every loss here:
 - Maps are `[B, H, W]` or `[B, 1, H, W]`; masks are boolean (or 0/1) tensors of the same shape.
 - Losses are computed in float32 (inputs are upcast), so they are safe under bf16 autocast.
 - A loss never returns NaN. A sample that cannot be compared (fewer than two valid pixels, a map
-  without spread) contributes nothing; when nothing can be compared the result is an exact zero that
-  is still attached to the prediction's graph, so `backward()` works in every training step.
+  without any spread: see `flat_maps`, which the training scripts count and log) contributes nothing;
+  when nothing can be compared the result is an exact zero that is still attached to the prediction's
+  graph, so `backward()` works in every training step.
 """
 
 import math
@@ -22,8 +23,6 @@ Tensor = torch.Tensor
 # (prediction, target, valid_mask) -> (per-pixel losses [B, H, W], counted pixels [B, H, W]).
 PixelLoss = Callable[[Tensor, Tensor, Tensor], tuple[Tensor, Tensor]]
 
-# Below this spread a map is treated as constant: dividing by it would blow the loss up.
-MIN_SCALE = 1e-6
 # Floor for the depth prediction inside the SiLog logarithm, so a zero prediction stays finite.
 SILOG_PREDICTION_FLOOR = 1e-8
 # Floor under the SiLog square root: the derivative of sqrt is infinite at 0 (perfect prediction).
@@ -127,7 +126,7 @@ def masked_median(values: Tensor, mask: Tensor) -> Tensor:
     return torch.where(count > 0, median, 0.0)
 
 
-def normalize_affine_invariant(maps: Tensor, mask: Tensor, min_scale: float = MIN_SCALE) -> tuple[Tensor, Tensor]:
+def normalize_affine_invariant(maps: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
     """Scale-and-shift normalisation of eq. 1-2: `d_hat = (d - t(d)) / s(d)` per map.
 
     `t` is the lower median of the map over its own masked pixels (see `masked_median`), `s`
@@ -135,7 +134,8 @@ def normalize_affine_invariant(maps: Tensor, mask: Tensor, min_scale: float = MI
 
     Returns:
         `(normalized [B, H, W], usable [B])`: a map is usable when it has at least two masked pixels
-        and `s > min_scale`; `normalized` is 0 outside the mask and on unusable maps.
+        and `s > 0` (as MiDaS: any spread, however small, is normalised; `|d - t| <= n s` keeps `d_hat`
+        finite); `normalized` is 0 outside the mask and on unusable maps.
     """
     maps = _as_maps(maps, "maps").float()
     mask = _as_mask(mask, maps, "mask")
@@ -143,9 +143,19 @@ def normalize_affine_invariant(maps: Tensor, mask: Tensor, min_scale: float = MI
     centered = maps - shift
     count = mask.flatten(1).sum(1)
     scale = torch.where(mask, centered.abs(), 0.0).flatten(1).sum(1) / count.clamp_min(1)
-    usable = (count >= 2) & (scale > min_scale)
-    normalized = centered / scale.clamp_min(min_scale)[:, None, None]
+    usable = (count >= 2) & (scale > 0)
+    normalized = centered / torch.where(usable, scale, 1.0)[:, None, None]
     return torch.where(mask & usable[:, None, None], normalized, 0.0), usable
+
+
+def flat_maps(maps: Tensor, mask: Tensor | None = None) -> Tensor:
+    """The maps that eq. 1-2 cannot normalise although they have pixels to compare -> bool `[B]`: at least
+    two masked pixels, all of the same value (`s = 0`). The affine-invariant losses leave them out."""
+    maps = _as_maps(maps, "maps").detach()
+    mask = _as_mask(mask, maps, "mask")
+    highest = torch.where(mask, maps, -math.inf).flatten(1).amax(1)
+    lowest = torch.where(mask, maps, math.inf).flatten(1).amin(1)
+    return (mask.flatten(1).sum(1) >= 2) & (highest == lowest)
 
 
 def _drop_largest(pixel_losses: Tensor, counted: Tensor, fraction: float) -> Tensor:

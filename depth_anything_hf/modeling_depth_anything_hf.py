@@ -344,11 +344,25 @@ class DepthAnythingHFPreTrainedModel(PreTrainedModel):
     _no_split_modules = ["Block"]
 
     def _init_weights(self, module: nn.Module) -> None:
+        """As the official code: DINOv2's encoder inits its linear layers trunc-normal(`initializer_range`) with
+        zero bias; every convolution (the patch embedding, the whole DPT neck and head) keeps PyTorch's default
+        fan-in scaled init. A 0.02 trunc-normal decoder would shrink the signal at every conv and start with a
+        near-constant, largely ReLU-dead output that the affine-invariant loss cannot normalise."""
         std = self.config.initializer_range
-        if isinstance(module, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+        if isinstance(module, nn.Linear):
             init.trunc_normal_(module.weight, mean=0.0, std=std)
             if module.bias is not None:
                 init.zeros_(module.bias)
+        elif isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+            # Runs under transformers' guarded torch.nn.init, so weights loaded from a checkpoint are kept.
+            module.reset_parameters()
+            head = getattr(self, "head", None)
+            if isinstance(head, DepthHead) and not head.is_metric and module is head.conv3:
+                # The default init draws the sign of this last bias at random, and on a fresh encoder the features
+                # feeding it are nearly constant, so a negative draw puts every pixel below the final ReLU (zero
+                # output, zero gradient; about half of all seeds). Starting at 1 puts them all past it; the
+                # affine-invariant loss ignores the offset.
+                init.constant_(module.bias, 1.0)
         elif isinstance(module, nn.LayerNorm):
             init.ones_(module.weight)
             init.zeros_(module.bias)

@@ -74,6 +74,44 @@ def test_folder_format_decodes_millimetres_and_intrinsics(tmp_path):
     np.testing.assert_array_equal(np.asarray(sample["image"]), image)
 
 
+def test_folder_zero_depth_is_sky_per_dataset_and_by_flag(tmp_path):
+    """Rendered data leaves the environment at depth 0: a dataset whose metadata says so (or the flag) gets a sky
+    mask there, and the training target sets it to disparity 0 and supervises it (docs/method.md section 4)."""
+    from depth_anything_hf.data.schema import sample_to_tensors
+    from depth_anything_hf.losses import depth_to_normalized_disparity
+
+    depth = [[0, 1000], [2000, 4000]]
+    sky_root, plain_root = tmp_path / "sky", tmp_path / "plain"
+    sky_root.mkdir()
+    plain_root.mkdir()
+    _write_folder_sample(sky_root, "a", depth, zero_depth_is_sky=True)
+    _write_folder_sample(plain_root, "a", depth)
+    expected_sky = [[True, False], [False, False]]
+
+    sky_sample = _only_sample(load_labeled_dataset(sky_root))
+    np.testing.assert_array_equal(np.asarray(sky_sample["sky_mask"]), expected_sky)
+    assert not _valid(sky_sample)[0, 0]
+    assert _only_sample(load_labeled_dataset(plain_root))["sky_mask"] is None
+    # The flag overrides the metadata either way.
+    flagged = _only_sample(load_labeled_dataset(plain_root, zero_depth_is_sky=True))
+    np.testing.assert_array_equal(np.asarray(flagged["sky_mask"]), expected_sky)
+    assert _only_sample(load_labeled_dataset(sky_root, zero_depth_is_sky=False))["sky_mask"] is None
+
+    tensors = sample_to_tensors(sky_sample)
+    disparity, supervised = depth_to_normalized_disparity(tensors["depth"][None], tensors["valid_mask"][None], tensors["sky_mask"][None])
+    # 1/depth = (-, 1, .5, .25) min-max normalised over the valid pixels; the sky is farthest and supervised.
+    np.testing.assert_allclose(disparity[0].numpy(), [[0.0, 1.0], [1 / 3, 0.0]], atol=1e-6)
+    assert supervised.all()
+
+
+def test_zero_depth_is_sky_is_refused_where_the_format_fixes_sky(tmp_path):
+    with pytest.raises(ValueError, match="zero_depth_is_sky applies to the folder format only"):
+        load_labeled_dataset(tmp_path, format="kitti", zero_depth_is_sky=True)
+    _write_folder_sample(tmp_path, "a", [[0, 1]], zero_depth_is_sky="yes")
+    with pytest.raises(ValueError, match=r"metadata.jsonl:1: zero_depth_is_sky must be true or false, got 'yes'"):
+        load_labeled_dataset(tmp_path)
+
+
 def test_folder_format_loads_the_shared_synthetic_rgbd_directory(synthetic_rgbd):
     dataset = load_labeled_dataset(synthetic_rgbd, split="train[:2]")
     assert dataset.features == LABELED_FEATURES

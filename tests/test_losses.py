@@ -10,6 +10,7 @@ from depth_anything_hf.losses import (
     cutmix_unlabeled_loss,
     depth_to_normalized_disparity,
     feature_alignment_loss,
+    flat_maps,
     gradient_matching_loss,
     masked_median,
     normalize_affine_invariant,
@@ -119,6 +120,29 @@ def test_affine_invariant_loss_skips_unusable_samples():
     target[2] = 0.5  # constant target
     only_first = affine_invariant_loss(prediction[:1], target[:1], valid[:1])
     torch.testing.assert_close(affine_invariant_loss(prediction, target, valid), only_first)
+
+
+def test_small_spread_predictions_get_the_loss_and_a_gradient():
+    """A healthy prediction of small scale (spread 1e-7, below the old absolute cut-off of 1e-6) is normalised
+    like any other: the loss is scale invariant down to there, and the gradient flows."""
+    prediction, target, valid = random_maps(4)
+    reference = affine_invariant_loss(prediction, target, valid)
+    tiny = (prediction * 1e-7).requires_grad_(True)
+    loss = affine_invariant_loss(tiny, target, valid)
+    torch.testing.assert_close(loss, reference, rtol=1e-4, atol=0)
+    (gradient,) = torch.autograd.grad(loss, tiny)
+    assert torch.isfinite(gradient).all() and gradient[valid].abs().sum() > 0
+    assert not flat_maps(tiny, valid).any()
+
+
+def test_flat_maps_are_the_maps_without_any_spread():
+    maps = torch.tensor([[[2.0, 2.0], [2.0, 9.0]], [[3.0, 3.0], [3.0, 3.0]], [[1.0, 2.0], [3.0, 4.0]]])
+    mask = torch.tensor([[[True, True], [True, False]], [[True, True], [True, True]], [[True, False], [False, False]]])
+    # Map 0 is constant on its mask, map 1 everywhere; map 2 has one pixel: nothing to compare, not "flat".
+    assert flat_maps(maps, mask).tolist() == [True, True, False]
+    assert flat_maps(maps).tolist() == [False, True, False]
+    _, usable = normalize_affine_invariant(maps, mask)
+    assert usable.tolist() == [False, False, False]
 
 
 @pytest.mark.parametrize("case", ["all_invalid", "constant", "single_pixel", "constant_prediction"])

@@ -118,6 +118,17 @@ def test_frozen_feature_encoder_matches_dinov2_and_takes_no_gradient(tmp_path, p
     assert not frozen.training and all(not parameter.requires_grad for parameter in frozen.parameters())
 
 
+def test_frozen_feature_encoder_from_one_of_our_checkpoints(tmp_path, pixel_values, tiny_config):
+    """Without DINOv2 weights (table9.py), L_feat aligns to a trained teacher's encoder: its save_pretrained folder."""
+    teacher = our_model(tiny_config)
+    with torch.no_grad():
+        for parameter in teacher.parameters():
+            parameter.normal_(0.0, 0.2)
+    teacher.save_pretrained(tmp_path)
+    frozen = FrozenFeatureEncoder(tiny_config(image_size=IMAGE_SIZE), str(tmp_path))
+    torch.testing.assert_close(frozen(pixel_values), our_patch_features(teacher, pixel_values))
+
+
 def test_a_checkpoint_of_another_size_or_grid_is_refused(tmp_path, tiny_config):
     tiny_dinov2().save_pretrained(tmp_path)
     model = DepthAnythingHFForDepthEstimation(tiny_config(image_size=28))  # a 2x2 position-embedding grid

@@ -1,6 +1,8 @@
 """Training batches and objectives of both stages: targets, batch composition, CutMix input and losses, the
 losses going down on a fixed batch, and online and precomputed pseudo-labels giving the same student loss."""
 
+import argparse
+import logging
 import math
 from pathlib import Path
 
@@ -8,6 +10,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
+from accelerate import Accelerator
 
 from depth_anything_hf import DepthAnythingHFForDepthEstimation, DepthAnythingHFImageProcessor
 from depth_anything_hf.data import load_unlabeled_images, make_labeled_sample
@@ -24,8 +27,16 @@ from depth_anything_hf.training.batches import (
     pseudo_labeled_batch,
     split_batch_size,
 )
-from depth_anything_hf.training.objectives import StudentLossSettings, depth_loss, perturb_and_mix, student_losses
+from depth_anything_hf.training.objectives import (
+    StudentLossSettings,
+    depth_loss,
+    perturb_and_mix,
+    student_flat_maps,
+    student_losses,
+    teacher_flat_maps,
+)
 from depth_anything_hf.training.runtime import parameter_groups
+from depth_anything_hf.training.tracking import TrainingProgress
 
 RESOLUTION = 28
 NO_PERTURBATION = StrongPerturbation(jitter_probability=0.0, grayscale_probability=0.0, blur_probability=0.0)
@@ -152,6 +163,26 @@ def test_student_losses_are_the_terms_and_their_mean():
     torch.testing.assert_close(unlabeled_only["total"], losses["unlabeled"])
 
 
+def test_flat_maps_left_out_of_the_losses_are_counted():
+    """A dead (all-zero) output or a constant target gives no loss: the scripts count and log such maps."""
+    generator = torch.Generator().manual_seed(0)
+    prediction = torch.rand(3, 8, 8, generator=generator)
+    prediction[0] = 0.0  # a dead labeled prediction
+    labeled = DepthBatch(torch.rand(1, 3, 8, 8), torch.rand(1, 8, 8, generator=generator), torch.ones(1, 8, 8, dtype=torch.bool))
+    pseudo_targets = torch.rand(2, 8, 8, generator=generator)
+    pseudo_targets[1, :4] = 0.7  # constant inside the CutMix box of the second unlabeled image
+    pseudo = DepthBatch(torch.rand(2, 3, 8, 8), pseudo_targets, torch.ones(2, 8, 8, dtype=torch.bool))
+    mix = torch.zeros(2, 8, 8)
+    mix[:, :4] = 1  # region M: the top half, against T(u_a); the rest against T(u_b), the batch rolled by one
+    assert teacher_flat_maps(prediction[:1], labeled.disparity, labeled.supervised_mask).item() == 1
+    # Labeled map 0, and region M of unlabeled image 1 (its own target is flat there).
+    assert student_flat_maps(prediction, labeled, pseudo, mix).item() == 2
+    without_dead = prediction.clone()
+    without_dead[0] = torch.rand(8, 8, generator=generator)
+    assert student_flat_maps(without_dead, labeled, pseudo, mix).item() == 1
+    assert student_flat_maps(without_dead[1:], None, pseudo, torch.ones(2, 8, 8)).item() == 0
+
+
 def test_ignoring_the_largest_losses_on_pseudo_labels_lowers_the_unlabeled_loss():
     generator = torch.Generator().manual_seed(0)
     prediction = torch.rand(2, 16, 16, generator=generator)
@@ -252,3 +283,19 @@ def test_online_and_precomputed_pseudo_labels_give_the_same_student_loss(photos_
     online_loss, precomputed_loss = student_loss(online), student_loss(precomputed)
     assert online_loss > 0
     assert torch.equal(online_loss, precomputed_loss)
+
+
+def test_flat_maps_are_logged_with_a_warning(tmp_path, caplog):
+    accelerator = Accelerator(cpu=True)
+    logged = []
+    accelerator.log = lambda values, step: logged.append((step, values))
+    args = argparse.Namespace(logging_steps=2, image_logging_steps=0, checkpointing_steps=100, output_dir=str(tmp_path))
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    progress = TrainingProgress(accelerator, args, max_train_steps=4, global_step=0, name="test")
+    with caplog.at_level(logging.WARNING):
+        for flat in (0, 3, 0, 0):
+            progress.add_micro_batch({"labeled": torch.tensor(0.5)}, 2, torch.tensor(flat))
+            progress.end_step(optimizer, lambda: None)
+    assert [(step, values["flat_maps"], values["flat_maps_total"]) for step, values in logged] == [(2, 3, 3), (4, 0, 3)]
+    warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "3 map(s) without any spread" in warnings[0] and "steps 1-2" in warnings[0]

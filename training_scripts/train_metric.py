@@ -185,7 +185,14 @@ def main(args: argparse.Namespace) -> DepthAnythingHFForDepthEstimation:
     accelerator = start_accelerator(args)
     model = prepare_for_training(metric_model(args), args)
     processor = DepthAnythingHFImageProcessor.from_model_config(model.config, size=args.resolution)
-    stream = labeled_stream(args.dataset, accelerator, args.seed, args.shuffle_buffer_size, args.dataset_split)
+    stream = labeled_stream(
+        args.dataset,
+        accelerator,
+        args.seed,
+        args.shuffle_buffer_size,
+        args.dataset_split,
+        zero_depth_is_sky=args.zero_depth_is_sky,
+    )
     max_train_steps = resolve_max_train_steps(
         args,
         examples_per_epoch=lambda: sum(gather_object([stream.count_examples()])),

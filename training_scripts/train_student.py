@@ -43,7 +43,12 @@ from depth_anything_hf.training.batches import (
 from depth_anything_hf.training.checkpointing import checkpoint_folder, register_process_states, resume_from_checkpoint
 from depth_anything_hf.training.encoder_init import NO_ENCODER_INIT, FrozenFeatureEncoder
 from depth_anything_hf.training.export import save_final_model
-from depth_anything_hf.training.objectives import StudentLossSettings, perturb_and_mix, student_losses
+from depth_anything_hf.training.objectives import (
+    StudentLossSettings,
+    perturb_and_mix,
+    student_flat_maps,
+    student_losses,
+)
 from depth_anything_hf.training.runtime import (
     create_model,
     optimizer_step,
@@ -65,6 +70,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="pseudo-labeled images per labeled image in a batch (1:2 in the paper); 'inf' for no labeled data",
     )
     student.add_argument("--cutmix_probability", type=float, default=0.5, help="CutMix probability (eq. 4)")
+    student.add_argument(
+        "--no_strong_perturbation",
+        action="store_true",
+        help="no colour jitter, grayscale or blur on the unlabeled input (Table 9's '+L_u' row; CutMix is "
+        "--cutmix_probability)",
+    )
     student.add_argument("--alpha", type=float, default=0.85, help="feature-alignment tolerance margin (eq. 7)")
     student.add_argument("--no_feature_alignment", action="store_true", help="train without L_feat")
     student.add_argument(
@@ -125,7 +136,12 @@ def main(args: argparse.Namespace) -> DepthAnythingHFForDepthEstimation:
     labeled = None
     if args.num_labeled:
         labeled = streams["labeled"] = labeled_stream(
-            args.dataset, accelerator, args.seed, args.shuffle_buffer_size, args.dataset_split
+            args.dataset,
+            accelerator,
+            args.seed,
+            args.shuffle_buffer_size,
+            args.dataset_split,
+            zero_depth_is_sky=args.zero_depth_is_sky,
         )
 
     max_train_steps = resolve_max_train_steps(
@@ -135,7 +151,11 @@ def main(args: argparse.Namespace) -> DepthAnythingHFForDepthEstimation:
     )
     model, optimizer, scheduler = prepare_optimization(accelerator, model, args, max_train_steps)
     geometry = PairedResizeCropFlip(args.resolution)
-    perturbation = StrongPerturbation()
+    perturbation = (
+        StrongPerturbation(jitter_probability=0.0, grayscale_probability=0.0, blur_probability=0.0)
+        if args.no_strong_perturbation
+        else StrongPerturbation()
+    )
     loss_settings = StudentLossSettings(args.alpha, args.gradient_matching_weight, args.ignore_largest_fraction)
     generator = register_process_states(accelerator, args.seed, **streams)
     global_step = resume_from_checkpoint(accelerator, args.output_dir, args.resume_from_checkpoint)
@@ -179,7 +199,11 @@ def main(args: argparse.Namespace) -> DepthAnythingHFForDepthEstimation:
             )
             accelerator.backward(losses["total"])
             optimizer_step(accelerator, model, optimizer, scheduler, args.max_grad_norm)
-        progress.add_micro_batch(losses, len(student_images))
+        progress.add_micro_batch(
+            losses,
+            len(student_images),
+            student_flat_maps(outputs.predicted_depth, labeled_part, pseudo_labeled, mix_mask),
+        )
         if accelerator.sync_gradients:
             # Logged: the student's view, its prediction, and the target of each CutMix region.
             progress.end_step(

@@ -25,7 +25,7 @@ from depth_anything_hf.training.arguments import check_training_arguments, requi
 from depth_anything_hf.training.batches import labeled_batch, normalize_images
 from depth_anything_hf.training.checkpointing import checkpoint_folder, register_process_states, resume_from_checkpoint
 from depth_anything_hf.training.export import save_final_model
-from depth_anything_hf.training.objectives import depth_loss
+from depth_anything_hf.training.objectives import depth_loss, teacher_flat_maps
 from depth_anything_hf.training.runtime import (
     create_model,
     optimizer_step,
@@ -51,7 +51,14 @@ def main(args: argparse.Namespace) -> DepthAnythingHFForDepthEstimation:
     """Train, save the final model to `--output_dir`, and return it (this process's copy)."""
     accelerator = start_accelerator(args)
     model = create_model(args)
-    stream = labeled_stream(args.dataset, accelerator, args.seed, args.shuffle_buffer_size, args.dataset_split)
+    stream = labeled_stream(
+        args.dataset,
+        accelerator,
+        args.seed,
+        args.shuffle_buffer_size,
+        args.dataset_split,
+        zero_depth_is_sky=args.zero_depth_is_sky,
+    )
     max_train_steps = resolve_max_train_steps(
         args,
         examples_per_epoch=lambda: sum(gather_object([stream.count_examples()])),
@@ -74,7 +81,11 @@ def main(args: argparse.Namespace) -> DepthAnythingHFForDepthEstimation:
             )
             accelerator.backward(loss)
             optimizer_step(accelerator, model, optimizer, scheduler, args.max_grad_norm)
-        progress.add_micro_batch({"labeled": loss}, len(batch))
+        progress.add_micro_batch(
+            {"labeled": loss},
+            len(batch),
+            teacher_flat_maps(predicted_disparity, batch.disparity, batch.supervised_mask),
+        )
         if accelerator.sync_gradients:
             progress.end_step(optimizer, lambda: ("labeled", batch.images, predicted_disparity, batch.disparity))
             if progress.global_step % args.checkpointing_steps == 0:

@@ -7,7 +7,8 @@ records, then builds a `datasets.IterableDataset` (streaming) or `datasets.Datas
 record that fails to decode is skipped with a counted warning (see `skipping.py`).
 
 Depth conventions per format (all converted to metres, invalid pixels masked):
-- folder (this project's): `metadata.jsonl` + 16-bit PNG in `depth_unit` (millimetres), 0 invalid.
+- folder (this project's): `metadata.jsonl` + 16-bit PNG in `depth_unit` (millimetres), 0 invalid, or sky
+  where the dataset says so (`"zero_depth_is_sky": true` in its rows, or `zero_depth_is_sky=True`).
 - nyu_depth_v2: 16-bit PNG in mm, 0 invalid (`rgb_N.jpg` + `sync_depth_N.png`), or the
   labeled `.mat` (HDF5: `images` [N, 3, W, H] uint8, `depths` [N, W, H] float32 metres).
 - kitti: 16-bit PNG / 256 metres, 0 invalid.
@@ -195,7 +196,7 @@ def _metadata_rows(metadata_path: Path):
         yield line_number, row
 
 
-def _find_folder(root: Path) -> list[dict]:
+def _find_folder(root: Path, zero_depth_is_sky: bool | None = None) -> list[dict]:
     metadata_path = root / "metadata.jsonl"
     if not metadata_path.is_file():
         raise ValueError(f"{root} has no metadata.jsonl (the project folder format)")
@@ -208,12 +209,16 @@ def _find_folder(root: Path) -> list[dict]:
             raise ValueError(f"{metadata_path}:{line_number}: depth_unit must be one of {list(_DEPTH_UNIT_IN_METRES)}, got {unit!r}")
         if row.get("depth_type", "planar_z") != "planar_z":
             raise ValueError(f"{metadata_path}:{line_number}: only depth_type 'planar_z' is supported, got {row['depth_type']!r}")
+        sky = row.get("zero_depth_is_sky", False) if zero_depth_is_sky is None else zero_depth_is_sky
+        if not isinstance(sky, bool):
+            raise ValueError(f"{metadata_path}:{line_number}: zero_depth_is_sky must be true or false, got {sky!r}")
         records.append(
             {
                 "id": row["file_name"],
                 "image_path": str(root / row["file_name"]),
                 "depth_path": str(root / row["depth_file_name"]),
                 "metres_per_unit": _DEPTH_UNIT_IN_METRES[unit],
+                "zero_depth_is_sky": sky,
                 **{name: row.get(name) for name in INTRINSIC_NAMES},
             }
         )
@@ -227,6 +232,8 @@ def _decode_folder(record: dict) -> dict:
         depth=depth_units * record["metres_per_unit"],
         depth_kind="depth",
         valid_mask=depth_units > 0,
+        # Rendered data leaves the environment (sky) at 0; the target sets it to disparity 0 (docs/method.md section 4).
+        sky_mask=depth_units == 0 if record["zero_depth_is_sky"] else None,
         dataset=record["dataset"],
         sample_id=record["id"],
         **{name: record[name] for name in INTRINSIC_NAMES},
@@ -583,6 +590,14 @@ def _load_schema_dataset(name: str, split: str, streaming: bool, cache_dir):
     return dataset if dataset.features == LABELED_FEATURES else dataset.cast(LABELED_FEATURES)
 
 
+def _check_zero_depth_option(path_or_name, format: str) -> None:
+    if format != "folder":
+        raise ValueError(
+            f"zero_depth_is_sky applies to the folder format only; {str(path_or_name)!r} is {format}, whose sky "
+            "convention the format fixes"
+        )
+
+
 def load_labeled_dataset(
     path_or_name,
     format: str | None = None,
@@ -591,6 +606,7 @@ def load_labeled_dataset(
     dataset_name: str | None = None,
     cache_dir=None,
     num_proc: int | None = None,
+    zero_depth_is_sky: bool | None = None,
     **format_options,
 ):
     """Load an RGB-D dataset as `LABELED_FEATURES` rows.
@@ -607,6 +623,8 @@ def load_labeled_dataset(
         dataset_name: the `dataset` column; defaults to the format name (the directory name
             for the folder format).
         cache_dir, num_proc: passed to `datasets.Dataset.from_generator` (streaming=False).
+        zero_depth_is_sky: folder format only: True marks zero depth as sky (target disparity 0), False as
+            invalid; None (the default) follows each metadata row's `zero_depth_is_sky` (default false).
         format_options: kitti `raw_root`; sintel `pass_name` ("final"/"clean"); eth3d
             `height`, `width`; hypersim `focal_length`; vkitti2 `max_depth`.
     """
@@ -616,6 +634,8 @@ def load_labeled_dataset(
             raise ValueError(f"path_or_name {str(path_or_name)!r} does not exist")
         format = "datasets"
     if format == "datasets":
+        if zero_depth_is_sky is not None:
+            _check_zero_depth_option(path_or_name, format)
         return _load_schema_dataset(str(path_or_name), split, streaming, cache_dir)
     if not path.exists():
         raise ValueError(f"path_or_name {str(path_or_name)!r} does not exist")
@@ -625,6 +645,9 @@ def load_labeled_dataset(
     if format not in _FORMATS:
         raise ValueError(f"format must be one of {LABELED_FORMATS}, got {format!r}")
     find_samples, decode = _FORMATS[format]
+    if zero_depth_is_sky is not None:
+        _check_zero_depth_option(path_or_name, format)
+        format_options["zero_depth_is_sky"] = zero_depth_is_sky
     name = dataset_name or (path.name if format == "folder" else format)
     records = sorted(find_samples(root, **format_options), key=lambda record: record["id"])
     records = [{**record, "dataset": name} for record in _select_split_slice(records, split, split_name)]

@@ -227,6 +227,7 @@ def evaluate_model(
     device: str | torch.device | None = None,
     mixed_precision: str = "no",
     num_workers: int = 0,
+    input_size: int = 518,
     output_dir: str | Path | None = None,
 ) -> dict:
     """Evaluate a checkpoint on datasets; returns the results.json content (and writes it to `output_dir`).
@@ -245,6 +246,8 @@ def evaluate_model(
         device: default: accelerate's device (the GPU when there is one).
         mixed_precision: "no", or "bf16"/"fp16" autocast for the forward pass (metrics stay float32).
         num_workers: DataLoader workers decoding the samples.
+        input_size: the official lower-bound resize's target (518, docs/method.md section 3); a model trained at
+            another resolution may be scored at that one (a different test size costs accuracy).
         output_dir: where to write results.json (not written when None).
     """
     from ..image_processing_depth_anything_hf import DepthAnythingHFImageProcessor
@@ -253,6 +256,8 @@ def evaluate_model(
     forward_dtype = autocast_dtype(mixed_precision)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if input_size < 14 or input_size % 14:
+        raise ValueError(f"input_size must be a positive multiple of the patch size 14, got {input_size}")
     if not datasets:
         raise ValueError("datasets is empty: pass at least one (preset, path)")
     device = torch.device(device) if device is not None else PartialState().device
@@ -262,7 +267,7 @@ def evaluate_model(
     protocols = list(protocols or DEFAULT_PROTOCOLS[estimation_type])
     if prediction_type == "disparity" and {"metric", "median"} & set(protocols):
         raise ValueError(f"{model_name_or_path} is a relative (disparity) model: use protocols 'disparity' or 'midas'")
-    processor = DepthAnythingHFImageProcessor.from_model_config(model.config)
+    processor = DepthAnythingHFImageProcessor.from_model_config(model.config, size=input_size)
 
     evaluations = []
     for preset, path in datasets:
@@ -309,6 +314,9 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
         "--mixed_precision", default="no", choices=MIXED_PRECISION_CHOICES, help="autocast of the forward pass"
     )
     parser.add_argument("--num_workers", type=int, default=0, help="DataLoader workers decoding samples")
+    parser.add_argument(
+        "--input_size", type=int, default=518, help="short side of the model input, a multiple of 14 (official: 518)"
+    )
     parser.add_argument("--output_dir", default=".", help="where results.json is written")
     return parser
 
@@ -338,6 +346,7 @@ def run_eval(args: argparse.Namespace) -> dict:
         device=args.device,
         mixed_precision=args.mixed_precision,
         num_workers=args.num_workers,
+        input_size=args.input_size,
         output_dir=args.output_dir,
     )
     print(results_table(results["evaluations"]))

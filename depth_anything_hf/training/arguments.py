@@ -46,6 +46,12 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
         "the samples (sorted by id) for validation (default: all)",
     )
     group.add_argument(
+        "--zero_depth_is_sky",
+        action="store_true",
+        help="zero depth in folder-format --dataset folders is sky (target disparity 0), not invalid, whatever their "
+        "metadata.jsonl says (its per-row 'zero_depth_is_sky' otherwise decides); an error for other formats",
+    )
+    group.add_argument(
         "--unlabeled_dataset",
         action="append",
         default=[],
@@ -123,7 +129,13 @@ def add_optimization_arguments(parser: argparse.ArgumentParser) -> argparse.Argu
     group.add_argument("--adam_beta2", type=float, default=0.999)
     group.add_argument("--adam_weight_decay", type=float, default=0.01)
     group.add_argument("--adam_epsilon", type=float, default=1e-8)
-    group.add_argument("--max_grad_norm", type=float, default=1.0, help="gradient clipping; 0 disables it")
+    group.add_argument(
+        "--max_grad_norm",
+        type=float,
+        default=1.0,
+        help="gradient clipping; 0 disables it. The paper does not clip; benchmarks/table9.py measured no "
+        "difference beyond noise, and 1.0 caps the 1/spread gradients of nearly flat maps (docs/benchmarks.md)",
+    )
     group.add_argument(
         "--gradient_matching_weight",
         type=float,

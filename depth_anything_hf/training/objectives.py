@@ -4,6 +4,8 @@
 - `perturb_and_mix`: the student's unlabeled input, strong colour perturbation then CutMix (eq. 4).
 - `student_losses`: L_l on labeled images, the area-weighted L_u on the CutMix images (eq. 4-6), L_feat
   (eq. 7) on unlabeled images only, and their mean.
+- `teacher_flat_maps`, `student_flat_maps`: how many maps those losses left out for lack of any spread
+  (`losses.flat_maps`), which the training scripts log.
 """
 
 import functools
@@ -18,6 +20,7 @@ from ..losses import (
     cutmix_gradient_matching_loss,
     cutmix_unlabeled_loss,
     feature_alignment_loss,
+    flat_maps,
     gradient_matching_loss,
 )
 from .batches import DepthBatch
@@ -36,6 +39,13 @@ def depth_loss(
             predicted_disparity, target_disparity, supervised_mask
         )
     return loss
+
+
+def teacher_flat_maps(
+    predicted_disparity: torch.Tensor, target_disparity: torch.Tensor, supervised_mask: torch.Tensor
+) -> torch.Tensor:
+    """The maps of a batch that eq. 1-2 leaves out because the prediction or the target has no spread."""
+    return (flat_maps(predicted_disparity, supervised_mask) | flat_maps(target_disparity, supervised_mask)).sum()
 
 
 def perturb_and_mix(
@@ -112,3 +122,19 @@ def student_losses(
         )
     losses["total"] = torch.stack(list(losses.values())).mean()
     return losses
+
+
+def student_flat_maps(
+    predicted_disparity: torch.Tensor, labeled: DepthBatch | None, pseudo_labeled: DepthBatch, mix_mask: torch.Tensor
+) -> torch.Tensor:
+    """The maps that `student_losses`' depth terms leave out for lack of spread: labeled maps, and each CutMix
+    region (M against T(u_a), 1-M against T(u_b)) of the unlabeled ones."""
+    num_labeled = 0 if labeled is None else len(labeled)
+    count = predicted_disparity.new_zeros((), dtype=torch.long)
+    if labeled is not None:
+        count = count + teacher_flat_maps(predicted_disparity[:num_labeled], labeled.disparity, labeled.supervised_mask)
+    student_prediction = predicted_disparity[num_labeled:]
+    mix = mix_mask > 0.5
+    for target, region in ((pseudo_labeled.disparity, mix), (pseudo_labeled.disparity.roll(1, dims=0), ~mix)):
+        count = count + teacher_flat_maps(student_prediction, target, pseudo_labeled.supervised_mask & region)
+    return count

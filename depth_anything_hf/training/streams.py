@@ -80,14 +80,20 @@ def labeled_stream(
     seed: int,
     shuffle_buffer_size: int = 1,
     split: str = "train",
+    zero_depth_is_sky: bool = False,
 ) -> ResumableStream:
     """The `--dataset` specs (each read with the split spec `split`, `--dataset_split`) mixed by weight,
-    shuffled, this process's part (`mix_labeled_datasets`)."""
+    shuffled, this process's part (`mix_labeled_datasets`); `zero_depth_is_sky` (`--zero_depth_is_sky`) marks
+    zero depth of folder datasets as sky."""
     weighted = [
         (
-            load_labeled_dataset(spec.path, format=spec.kind, split=split, streaming=True).shuffle(
-                seed=seed + index, buffer_size=shuffle_buffer_size
-            ),
+            load_labeled_dataset(
+                spec.path,
+                format=spec.kind,
+                split=split,
+                streaming=True,
+                zero_depth_is_sky=zero_depth_is_sky or None,
+            ).shuffle(seed=seed + index, buffer_size=shuffle_buffer_size),
             spec.weight,
         )
         for index, spec in enumerate(specs)

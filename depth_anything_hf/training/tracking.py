@@ -132,14 +132,24 @@ class TrainingProgress:
         )
         self.running_losses = RunningMeans()
         self.throughput = Throughput(accelerator.num_processes)
+        # Maps left out of the loss for lack of spread, on this process since the last log (kept on the device).
+        self.flat_maps = torch.zeros((), dtype=torch.long, device=accelerator.device)
+        self.flat_maps_total = 0
+        self.last_logged_step = global_step
 
     @property
     def finished(self) -> bool:
         return self.global_step >= self.max_train_steps
 
-    def add_micro_batch(self, losses: dict[str, torch.Tensor], num_images: int) -> None:
+    def add_micro_batch(
+        self, losses: dict[str, torch.Tensor], num_images: int, flat_maps: torch.Tensor | None = None
+    ) -> None:
+        """`flat_maps`: the maps of this micro-batch that the affine-invariant loss left out
+        (`objectives.*_flat_maps`); None for losses that drop none (SiLog)."""
         self.running_losses.add({f"loss/{name}": value for name, value in losses.items()})
         self.throughput.add(num_images)
+        if flat_maps is not None:
+            self.flat_maps += flat_maps.detach()
 
     def end_step(
         self,
@@ -153,6 +163,16 @@ class TrainingProgress:
         if self.global_step % args.logging_steps == 0 or self.finished:
             logs = {**self.running_losses.reduce(self.accelerator), **learning_rates(optimizer)}
             logs["images_per_second"] = self.throughput.rate()
+            flat_maps = int(self.accelerator.reduce(self.flat_maps, reduction="sum"))
+            self.flat_maps.zero_()
+            self.flat_maps_total += flat_maps
+            logs["flat_maps"], logs["flat_maps_total"] = flat_maps, self.flat_maps_total
+            if flat_maps:
+                logger.warning(
+                    f"{flat_maps} map(s) without any spread (a constant prediction or target) were left out of the "
+                    f"loss in steps {self.last_logged_step + 1}-{self.global_step}; {self.flat_maps_total} so far"
+                )
+            self.last_logged_step = self.global_step
             total = logs.get("loss/total", logs.get("loss/labeled", logs.get("loss/silog")))
             self.bar.set_postfix(loss=f"{total:.4f}", images_per_second=f"{logs['images_per_second']:.1f}")
             self.accelerator.log(logs, step=self.global_step)
