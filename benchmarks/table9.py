@@ -45,12 +45,12 @@ from PIL import Image
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from depth_anything_hf.data.unlabeled import IMAGE_EXTENSIONS  # noqa: E402
-from depth_anything_hf.evaluation.metrics import MetricsAverager, compute_metrics  # noqa: E402
-from depth_anything_hf.evaluation.presets import get_preset  # noqa: E402
-from depth_anything_hf.evaluation.runner import (  # noqa: E402
+from depth_anything_hf.data import sample_to_tensors
+from depth_anything_hf.data.unlabeled import IMAGE_EXTENSIONS
+from depth_anything_hf.evaluation.metrics import MetricsAverager, compute_metrics
+from depth_anything_hf.evaluation.presets import get_preset
+from depth_anything_hf.evaluation.runner import (
     MIDDLEBURY_SKIMAGE,
-    _tensor_sample,
     evaluate_model,
     load_evaluation_samples,
 )
@@ -215,13 +215,15 @@ def run_script(script: str, arguments: list[str], log_path: Path, in_process: bo
     with open(log_path, "w") as log:
         log.write(" ".join(command) + "\n")
         log.flush()
-        completed = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
+        completed = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT, check=False)
     if completed.returncode != 0:
         raise RuntimeError(f"{script} failed (exit code {completed.returncode}); see {log_path}")
     return time.perf_counter() - start
 
 
-def common_training_arguments(args: argparse.Namespace, seed: int, output_dir: Path, steps: int, batch: int) -> list[str]:
+def common_training_arguments(
+    args: argparse.Namespace, seed: int, output_dir: Path, steps: int, batch: int
+) -> list[str]:
     return [
         "--model_config", str(args.model_config),
         "--encoder_init", "none",
@@ -297,7 +299,10 @@ def train_seed(args: argparse.Namespace, data: dict, seed: int, rows: tuple[str,
 
 
 def evaluation_datasets(args: argparse.Namespace) -> list:
-    return [(get_preset(EVALUATIONS["holdout"]), str(args.data)), (get_preset(EVALUATIONS["middlebury"]), MIDDLEBURY_SKIMAGE)]
+    return [
+        (get_preset(EVALUATIONS["holdout"]), str(args.data)),
+        (get_preset(EVALUATIONS["middlebury"]), MIDDLEBURY_SKIMAGE),
+    ]
 
 
 def evaluate_checkpoint(args: argparse.Namespace, folder: Path) -> dict[str, dict[str, float]]:
@@ -327,7 +332,7 @@ def evaluate_ground_plane_prior(args: argparse.Namespace) -> dict[str, dict[str,
         if name == "holdout" and args.max_holdout_images is not None:
             samples = samples.take(args.max_holdout_images)
         averager = MetricsAverager()
-        for sample in map(_tensor_sample, samples):
+        for sample in map(sample_to_tensors, samples):
             height, width = sample["depth"].shape
             rows = torch.arange(height, dtype=torch.float32)[:, None].expand(height, width)
             averager.update(
@@ -350,10 +355,7 @@ def summary(values: list[float]) -> dict:
 
 
 def markdown_table(rows: dict) -> str:
-    header = (
-        "| row | holdout AbsRel | holdout delta1 | Middlebury AbsRel | Middlebury delta1 |\n"
-        "|---|---|---|---|---|"
-    )
+    header = "| row | holdout AbsRel | holdout delta1 | Middlebury AbsRel | Middlebury delta1 |\n|---|---|---|---|---|"
     lines = [header]
     for name, row in rows.items():
         cells = []
@@ -377,10 +379,17 @@ def main(argv=None) -> dict:
     seconds, per_seed = {}, {}
     for seed in args.seeds:
         seconds[seed] = train_seed(args, data, seed, student_rows)
-        per_seed[seed] = {name: evaluate_checkpoint(args, args.output_dir / f"seed{seed}" / name) for name in model_rows}
+        per_seed[seed] = {
+            name: evaluate_checkpoint(args, args.output_dir / f"seed{seed}" / name) for name in model_rows
+        }
     prior = evaluate_ground_plane_prior(args)
 
-    rows = {"prior": {evaluation: {m: summary([prior[evaluation]["metrics"][m]]) for m in REPORTED_METRICS} for evaluation in EVALUATIONS}}
+    rows = {
+        "prior": {
+            evaluation: {m: summary([prior[evaluation]["metrics"][m]]) for m in REPORTED_METRICS}
+            for evaluation in EVALUATIONS
+        }
+    }
     for name in model_rows:
         rows[name] = {
             evaluation: {

@@ -40,8 +40,12 @@ def test_table9_smoke_run_writes_the_layout_and_results(tmp_path, tiny_config, s
         assert model.config.image_size == RESOLUTION
         assert (seed_dir / name / "preprocessor_config.json").is_file()
     # The students were trained as their rows say (the scripts' saved arguments).
-    student_args = {name: json.loads((seed_dir / name / "training_args.json").read_text()) for name in MODEL_FOLDERS[2:]}
-    assert student_args["student_lu"]["no_strong_perturbation"] and student_args["student_lu"]["cutmix_probability"] == 0
+    student_args = {
+        name: json.loads((seed_dir / name / "training_args.json").read_text()) for name in MODEL_FOLDERS[2:]
+    }
+    assert (
+        student_args["student_lu"]["no_strong_perturbation"] and student_args["student_lu"]["cutmix_probability"] == 0
+    )
     assert student_args["student_lu"]["no_feature_alignment"] and student_args["student_lus"]["no_feature_alignment"]
     assert not student_args["student_lus"]["no_strong_perturbation"]
     assert student_args["student_full"]["feature_alignment_encoder"] == str(seed_dir / "teacher")

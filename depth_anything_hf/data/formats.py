@@ -210,7 +210,7 @@ def _find_folder(root: Path, zero_depth_is_sky: bool | None = None) -> list[dict
         if row.get("depth_type", "planar_z") != "planar_z":
             raise ValueError(f"{metadata_path}:{line_number}: only depth_type 'planar_z' is supported, got {row['depth_type']!r}")
         sky = row.get("zero_depth_is_sky", False) if zero_depth_is_sky is None else zero_depth_is_sky
-        if not isinstance(sky, bool):
+        if type(sky) is not bool:  # 0 and 1 are not true or false here
             raise ValueError(f"{metadata_path}:{line_number}: zero_depth_is_sky must be true or false, got {sky!r}")
         records.append(
             {
