@@ -32,8 +32,21 @@ setup(
             "mvtb-data>=1.0",
             "opencv-python-headless>=4.8",
             "h5py>=3.8",
+            "matplotlib>=3.7",
+            "av>=12",
+            "onnx>=1.16",
+            "onnxscript>=0.3",
+            "onnxruntime>=1.18",
+            "gradio>=5",
+            "playwright>=1.40",
         ],
         "tensorboard": ["tensorboard>=2.14"],
+        # `depth-anything predict`: Spectral_r colour maps, video files.
+        "predict": ["matplotlib>=3.7", "av>=12"],
+        # `depth-anything export`: torch's ONNX exporter needs onnxscript; onnxruntime checks and quantises.
+        "onnx": ["onnx>=1.16", "onnxscript>=0.3", "onnxruntime>=1.18"],
+        # app.py, the demo page.
+        "demo": ["gradio>=5", "matplotlib>=3.7"],
     },
     entry_points={"console_scripts": ["depth-anything=depth_anything_hf.cli:main"]},
 )

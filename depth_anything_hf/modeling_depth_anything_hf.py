@@ -158,6 +158,26 @@ class Block(GradientCheckpointingLayer):
         return self.ls2(self.mlp(self.norm2(hidden_states)), residual=hidden_states)
 
 
+def bicubic_resize_matrix(input_size: int, output_size, step: torch.Tensor) -> torch.Tensor:
+    """The `[output_size, input_size]` matrix that resamples one axis as `F.interpolate(mode="bicubic",
+    align_corners=False)` does with `step` input pixels per output pixel: PyTorch's kernel (a = -0.75,
+    half-pixel centres, no antialias, taps past the edge clamped to it), built from tensor ops so that
+    `output_size` and `step` may be symbolic."""
+    a = -0.75
+    source = (torch.arange(output_size, dtype=torch.float32, device=step.device) + 0.5) * step - 0.5
+    first_tap = source.floor()
+    tap_offsets = torch.arange(-1, 3, dtype=torch.float32, device=step.device)
+    distance = ((source - first_tap)[:, None] - tap_offsets).abs()
+    weights = torch.where(
+        distance <= 1,
+        ((a + 2) * distance - (a + 3)) * distance * distance + 1,
+        ((a * distance - 5 * a) * distance + 8 * a) * distance - 4 * a,
+    )
+    taps = (first_tap[:, None] + tap_offsets).clamp(0, input_size - 1)
+    inputs = torch.arange(input_size, dtype=torch.float32, device=step.device)
+    return ((taps[:, :, None] == inputs).to(weights.dtype) * weights[:, :, None]).sum(dim=1)
+
+
 class DinoVisionTransformer(nn.Module):
     """DINOv2 ViT encoder (no register tokens) returning the tapped blocks' normed patch tokens."""
 
@@ -183,7 +203,11 @@ class DinoVisionTransformer(nn.Module):
         With `pos_embed_interpolation="official"` the grid is resized by the scale factor
         `(n + 0.1) / 37`, exactly as DINOv2 and the released Depth Anything models do; this shifts the
         sampling positions slightly compared with resizing to the target size (transformers' DINOv2).
+        Under `torch.export` (ONNX export) the same interpolation runs as matrix products whose sizes follow
+        the input, since `F.interpolate` with a scale factor fixes the grid at the traced size.
         """
+        if torch.compiler.is_exporting():
+            return self._interpolate_pos_encoding_exportable(patch_height, patch_width)
         stored_grid = int(math.sqrt(self.pos_embed.shape[1] - 1))
         if patch_height == stored_grid and patch_width == stored_grid:
             return self.pos_embed
@@ -199,6 +223,27 @@ class DinoVisionTransformer(nn.Module):
         patch_pos_embed = F.interpolate(patch_pos_embed, mode="bicubic", align_corners=False, **resize)
         patch_pos_embed = patch_pos_embed.permute(0, 2, 3, 1).flatten(1, 2).to(self.pos_embed.dtype)
         return torch.cat((class_pos_embed, patch_pos_embed), dim=1)
+
+    def _interpolate_pos_encoding_exportable(self, patch_height, patch_width) -> torch.Tensor:
+        """`interpolate_pos_encoding` without Python branches on the grid size, for symbolic sizes."""
+        stored_grid = int(math.sqrt(self.pos_embed.shape[1] - 1))
+        device = self.pos_embed.device
+        # torch.full keeps a symbolic size symbolic; torch.tensor / as_tensor would bake in the traced value.
+        height = torch.full((), patch_height, dtype=torch.float32, device=device)
+        width = torch.full((), patch_width, dtype=torch.float32, device=device)
+        if self.config.pos_embed_interpolation == "official":
+            # DINOv2 keeps the stored grid as is when both sides match it, and resizes by (n + 0.1) / 37 otherwise.
+            is_stored_grid = (height == stored_grid) & (width == stored_grid)
+            offset = torch.where(is_stored_grid, 0.0, 0.1)
+            height_step, width_step = stored_grid / (height + offset), stored_grid / (width + offset)
+        else:
+            height_step, width_step = stored_grid / height, stored_grid / width
+        rows = bicubic_resize_matrix(stored_grid, patch_height, height_step)
+        columns = bicubic_resize_matrix(stored_grid, patch_width, width_step)
+        patch_pos_embed = self.pos_embed[0, 1:].float().reshape(stored_grid, stored_grid, -1).permute(2, 0, 1)
+        patch_pos_embed = rows @ patch_pos_embed @ columns.T
+        patch_pos_embed = patch_pos_embed.flatten(1).T[None].to(self.pos_embed.dtype)
+        return torch.cat((self.pos_embed[:, :1], patch_pos_embed), dim=1)
 
     def forward(
         self, pixel_values: torch.Tensor, output_hidden_states: bool = False

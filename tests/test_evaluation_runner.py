@@ -11,9 +11,10 @@ import torch
 import torch.nn.functional as F
 
 from depth_anything_hf import DepthAnythingHFForDepthEstimation, __version__
+from depth_anything_hf.cli import build_parser
 from depth_anything_hf.data import middlebury_motorcycle_sample, sample_to_tensors
 from depth_anything_hf.evaluation import compute_metrics, get_preset
-from depth_anything_hf.evaluation.runner import add_eval_parser, evaluate_model, evaluation_dataset
+from depth_anything_hf.evaluation.runner import evaluate_model, evaluation_dataset
 from depth_anything_hf.image_processing_depth_anything_hf import DepthAnythingHFImageProcessor
 
 HELD_OUT = "train[-10%:]"
@@ -35,9 +36,7 @@ def tiny_checkpoint(tmp_path_factory, tiny_config) -> Path:
 
 
 def _cli(arguments: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="depth-anything")
-    add_eval_parser(parser.add_subparsers(dest="command", required=True))
-    return parser.parse_args(arguments)
+    return build_parser().parse_args(arguments)
 
 
 def _reference_middlebury_metrics(checkpoint: Path, protocol: str) -> dict:

@@ -1,6 +1,5 @@
 """Model cards for checkpoints and push-to-hub, against local folders and a recording HfApi double."""
 
-import argparse
 import ast
 import json
 import re
@@ -14,10 +13,10 @@ from huggingface_hub import ModelCard
 from PIL import Image
 
 from depth_anything_hf import DepthAnythingHFForDepthEstimation
+from depth_anything_hf.cli import build_parser
 from depth_anything_hf.hub import (
     APACHE_2,
     CC_BY_NC_4,
-    add_push_parser,
     files_to_upload,
     lineage_license,
     model_card_for_checkpoint,
@@ -211,8 +210,7 @@ def test_push_to_hub_creates_the_repo_and_uploads_exactly_the_published_files(ch
 
 
 def test_push_cli_local_dir_writes_the_published_files(checkpoint, tmp_path):
-    parser = argparse.ArgumentParser(prog="depth-anything")
-    add_push_parser(parser.add_subparsers(dest="command", required=True))
+    parser = build_parser()
     output_dir = tmp_path / "hub_copy"
     arguments = parser.parse_args([
         "push-to-hub", str(checkpoint), "user/tiny-depth", "--base_model", "facebook/dinov2-small",

@@ -1,6 +1,5 @@
-"""Inference entry points: transformers' `pipeline("depth-estimation")` and training_scripts/predict.py."""
+"""Inference entry points: transformers' `pipeline("depth-estimation")` and `depth-anything predict`."""
 
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -9,19 +8,10 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
-from PIL import ImageOps
 from transformers import pipeline
 
 from depth_anything_hf import DepthAnythingHFForDepthEstimation, DepthAnythingHFImageProcessor
-
-PREDICT_SCRIPT = Path(__file__).resolve().parents[1] / "training_scripts" / "predict.py"
-
-
-def load_predict_script():
-    spec = importlib.util.spec_from_file_location("predict", PREDICT_SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from depth_anything_hf.cli import main as cli_main
 
 
 @pytest.fixture(scope="module")
@@ -79,23 +69,18 @@ def test_pipeline_gives_the_processor_result_for_sixteen_bit_and_float_images(ch
         assert result["depth"].size == (44, 30)
 
 
-def test_predict_script_writes_the_processor_result_of_a_sixteen_bit_image(checkpoint, tmp_path):
+def test_predict_writes_the_processor_result_of_a_sixteen_bit_image(checkpoint, tmp_path):
     path = sixteen_bit_png(tmp_path / "image.png")
-    output = tmp_path / "depth.png"
-    load_predict_script().main(["--model", str(checkpoint), "--image", str(path), "--output", str(output)])
+    cli_main(["predict", str(checkpoint), str(path), "--outputs", "npy", "--output_dir", str(tmp_path / "out")])
     expected = processor_path_prediction(checkpoint, str(path))
-    scaled = (expected - expected.min()) / (expected.max() - expected.min())
-    grey = PIL.Image.fromarray((scaled.numpy() * 255).astype(np.uint8))
-    module = load_predict_script()
-    coloured = ImageOps.colorize(grey, black=module.FAR_COLOUR, white=module.NEAR_COLOUR, mid=module.MIDDLE_COLOUR)
-    np.testing.assert_array_equal(np.asarray(PIL.Image.open(output)), np.asarray(coloured))
+    np.testing.assert_allclose(np.load(tmp_path / "out" / "image_disparity.npy"), expected.numpy(), rtol=1e-5, atol=1e-6)
 
 
-def test_predict_script_names_an_unknown_model_type_instead_of_asking_to_run_code(checkpoint, tmp_path):
+def test_predict_names_an_unknown_model_type_instead_of_asking_to_run_code(checkpoint, tmp_path):
     misnamed = shutil.copytree(checkpoint, tmp_path / "misnamed")
     config = json.loads((misnamed / "config.json").read_text())
     config["model_type"] = "depth_anything_hff"
     (misnamed / "config.json").write_text(json.dumps(config))
     image = sixteen_bit_png(tmp_path / "image.png")
-    with pytest.raises(ValueError, match=r"model_type 'depth_anything_hff', which neither transformers nor"):
-        load_predict_script().main(["--model", str(misnamed), "--image", str(image), "--output", str(tmp_path / "o.png")])
+    with pytest.raises(SystemExit, match=r"model_type 'depth_anything_hff', which neither transformers nor"):
+        cli_main(["predict", str(misnamed), str(image), "--output_dir", str(tmp_path / "out")])

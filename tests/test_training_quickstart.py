@@ -41,7 +41,7 @@ def test_quickstart_runs_teacher_pseudo_labels_student_and_writes_a_depth_map(tm
         assert (output_dir / stage / "preprocessor_config.json").is_file()
     pseudo_labels = datasets.load_dataset(str(output_dir / "pseudo_labels"), split="train")
     assert sorted(pseudo_labels["id"]) == sorted(photo.name for photo in (SAMPLE_DATA / "photos").glob("*.jpg"))
-    with Image.open(output_dir / "P1070502_depth.png") as depth_map, Image.open(
+    with Image.open(output_dir / "P1070502_disparity.png") as depth_map, Image.open(
         SAMPLE_DATA / "holdout" / "P1070502.jpg"
     ) as photo:
         assert depth_map.format == "PNG" and depth_map.mode == "RGB" and depth_map.size == photo.size

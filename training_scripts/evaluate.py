@@ -9,7 +9,7 @@ version) and prints a markdown table.
 
 import argparse
 
-from depth_anything_hf.evaluation.runner import add_eval_arguments, run_eval
+from depth_anything_hf.cli import add_eval_arguments, run_eval
 
 
 def main() -> None:

@@ -3,7 +3,7 @@
 #   1. teacher on 48 labeled RGB-D frames        (train_teacher.py)
 #   2. pseudo-labels for 32 unlabeled photos     (pseudo_label.py, the data engine)
 #   3. student on labeled + pseudo-labeled images (train_student.py)
-#   4. the student's depth map of a photo it never saw, as a PNG (predict.py)
+#   4. the student's depth map of a photo it never saw, as a PNG (depth-anything predict)
 # A few minutes on 2 CPU cores. Usage: bash training_scripts/quickstart.sh [OUTPUT_DIR]   (default runs/quickstart)
 #
 # Toy settings, and why: a small model (sample_data/toy_config.json, 140 px) so that it runs on a laptop;
@@ -52,10 +52,9 @@ echo "[3/4] Student on labeled frames and pseudo-labeled photos, 1:2 per batch (
   --report_to none --seed 0 --output_dir "$OUTPUT_DIR/student"
 
 echo "[4/4] The student's depth map of a held-out photo"
-"$PYTHON" training_scripts/predict.py \
-  --model "$OUTPUT_DIR/student" --image "$SAMPLE_DATA/holdout/P1070502.jpg" \
-  --output "$OUTPUT_DIR/P1070502_depth.png"
+"$PYTHON" -m depth_anything_hf.cli predict "$OUTPUT_DIR/student" "$SAMPLE_DATA/holdout/P1070502.jpg" \
+  --outputs colormap --output_dir "$OUTPUT_DIR"
 
 notice
-echo "Depth map (red = near, blue = far): $OUTPUT_DIR/P1070502_depth.png"
+echo "Depth map (disparity, red = near, blue = far): $OUTPUT_DIR/P1070502_disparity.png"
 echo "Models: $OUTPUT_DIR/teacher, $OUTPUT_DIR/student; pseudo-labeled dataset: $OUTPUT_DIR/pseudo_labels"

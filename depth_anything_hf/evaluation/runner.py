@@ -8,7 +8,6 @@ flipped back) is resized bilinearly to the ground-truth size by the processor's 
 and scored per image with `compute_metrics` under each requested protocol.
 """
 
-import argparse
 import datetime
 import json
 import subprocess
@@ -20,10 +19,9 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from ..data.specs import DatasetSpec, parse_dataset_spec
-from ..mixed_precision import MIXED_PRECISION_CHOICES, autocast_dtype
+from ..mixed_precision import autocast_dtype
 from .metrics import MetricsAverager, compute_metrics
 from .presets import PRESETS, DatasetPreset, get_preset
-from .reporting import results_table
 
 PREDICTION_TYPE_OF_ESTIMATION_TYPE = {"relative": "disparity", "metric": "depth"}
 DEFAULT_PROTOCOLS = {"relative": ("disparity",), "metric": ("metric",)}
@@ -79,7 +77,7 @@ def _tensor_sample(sample: dict) -> dict:
     return tensors
 
 
-def _size_runs(samples, batch_size: int):
+def size_runs(samples, batch_size: int):
     """Consecutive samples grouped into lists of at most `batch_size` sharing one image size."""
     batch = []
     for sample in samples:
@@ -191,7 +189,7 @@ def score_samples(
     averagers = {protocol: MetricsAverager() for protocol in protocols}
     loader = DataLoader(samples, batch_size=None, collate_fn=_tensor_sample, num_workers=num_workers)
     with tqdm(desc=description, unit="image", total=total, disable=disable_progress) as progress:
-        for batch in _size_runs(loader, batch_size):
+        for batch in size_runs(loader, batch_size):
             pixel_values = processor(
                 images=[sample["image"] for sample in batch], return_tensors="pt", device=device
             )["pixel_values"]
@@ -289,66 +287,4 @@ def evaluate_model(
     )
     if output_dir is not None:
         write_results(results, output_dir)
-    return results
-
-
-def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """The arguments of `depth-anything eval` and `training_scripts/evaluate.py`."""
-    parser.add_argument("model", help="checkpoint folder or Hub id")
-    parser.add_argument(
-        "--dataset", dest="datasets", type=parse_dataset_spec, action="append", required=True,
-        metavar="PRESET=PATH",
-        help=f"dataset to evaluate, repeatable; presets: {', '.join(sorted(PRESETS))} "
-        "(middlebury=skimage uses scikit-image's frame)",
-    )
-    parser.add_argument(
-        "--protocols", nargs="+", choices=("disparity", "midas", "metric", "median"),
-        help="default: disparity for relative models, metric for metric models",
-    )
-    parser.add_argument("--batch_size", type=int, default=4)
-    parser.add_argument("--flip_average", action="store_true", help="average with the horizontally flipped image")
-    parser.add_argument("--split", default="train", help='split spec, e.g. "train[-10%%:]" (default: all)')
-    parser.add_argument("--max_images", type=int, help="evaluate at most this many images per dataset")
-    parser.add_argument("--device", help="default: the accelerator when there is one")
-    parser.add_argument(
-        "--mixed_precision", default="no", choices=MIXED_PRECISION_CHOICES, help="autocast of the forward pass"
-    )
-    parser.add_argument("--num_workers", type=int, default=0, help="DataLoader workers decoding samples")
-    parser.add_argument(
-        "--input_size", type=int, default=518, help="short side of the model input, a multiple of 14 (official: 518)"
-    )
-    parser.add_argument("--output_dir", default=".", help="where results.json is written")
-    return parser
-
-
-def add_eval_parser(subparsers) -> argparse.ArgumentParser:
-    """Register `eval` on an argparse subparsers object."""
-    parser = subparsers.add_parser(
-        "eval",
-        help="evaluate a checkpoint on depth datasets and write results.json",
-        description="Evaluate a checkpoint with named protocols and per-dataset presets.",
-    )
-    add_eval_arguments(parser)
-    parser.set_defaults(func=run_eval)
-    return parser
-
-
-def run_eval(args: argparse.Namespace) -> dict:
-    """Run `eval` from parsed arguments: write results.json and print the markdown table."""
-    results = evaluate_model(
-        args.model,
-        [evaluation_dataset(spec) for spec in args.datasets],
-        protocols=args.protocols,
-        batch_size=args.batch_size,
-        flip_average=args.flip_average,
-        split=args.split,
-        max_images=args.max_images,
-        device=args.device,
-        mixed_precision=args.mixed_precision,
-        num_workers=args.num_workers,
-        input_size=args.input_size,
-        output_dir=args.output_dir,
-    )
-    print(results_table(results["evaluations"]))
-    print(f"\nWrote {Path(args.output_dir) / 'results.json'}")
     return results

@@ -4,7 +4,7 @@
 - `cards`: model cards rendered from those facts, or from a checkpoint's config, `results.json` and training
   arguments;
 - `upload`: what a checkpoint folder publishes (weights, configs, the code that travels with the weights, the card),
-  staged locally or uploaded, and the `depth-anything push-to-hub` command.
+  staged locally or uploaded (the `depth-anything push-to-hub` command is defined in `depth_anything_hf.cli`).
 """
 
 from .cards import CardContent, model_card_for_checkpoint, official_model_card, render_model_card
@@ -16,7 +16,7 @@ from .releases import (
     lineage_license,
     variant_license,
 )
-from .upload import add_push_parser, files_to_upload, push_to_hub, run_push, stage_for_hub
+from .upload import files_to_upload, push_to_hub, stage_for_hub
 
 __all__ = [
     "APACHE_2",
@@ -24,14 +24,12 @@ __all__ = [
     "OFFICIAL_RELEASES",
     "CardContent",
     "OfficialRelease",
-    "add_push_parser",
     "files_to_upload",
     "lineage_license",
     "model_card_for_checkpoint",
     "official_model_card",
     "push_to_hub",
     "render_model_card",
-    "run_push",
     "stage_for_hub",
     "variant_license",
 ]

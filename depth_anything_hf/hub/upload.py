@@ -1,8 +1,7 @@
-"""Publishing a checkpoint folder (`depth-anything push-to-hub`): exactly the weights, the configs, the code that
+"""Publishing a checkpoint folder (`depth-anything push-to-hub`, defined in `depth_anything_hf.cli`): exactly the weights, the configs, the code that
 travels with the weights and a generated card; nothing else a training run leaves beside them.
 """
 
-import argparse
 import json
 import shutil
 import tempfile
@@ -124,45 +123,3 @@ def push_to_hub(
         return api.upload_folder(
             repo_id=repo_id, repo_type="model", folder_path=staging_dir, commit_message=commit_message
         )
-
-
-def add_push_parser(subparsers) -> argparse.ArgumentParser:
-    """Register `push-to-hub DIR REPO_ID` on an argparse subparsers object."""
-    parser = subparsers.add_parser(
-        "push-to-hub",
-        help="upload a checkpoint (safetensors, configs, remote code, generated model card) to the Hub",
-        description="Publish a save_pretrained folder with a generated model card.",
-    )
-    parser.add_argument("checkpoint_dir", help="folder written by save_pretrained")
-    parser.add_argument("repo_id", help="Hub repository, e.g. user/depth-anything-v2-small-finetuned")
-    parser.add_argument("--results", help="results.json of `depth-anything eval` (default: DIR/results.json)")
-    parser.add_argument("--training_args", help="training arguments JSON (default: DIR/training_args.json)")
-    parser.add_argument("--base_model", help="what the weights were trained from (decides the licence)")
-    parser.add_argument("--license", help="explicit licence (CC-BY-NC-4.0 lineages cannot be relicensed)")
-    parser.add_argument("--datasets", nargs="+", help="training datasets for the card metadata")
-    parser.add_argument("--private", action="store_true", help="create the repository private")
-    parser.add_argument("--token", help="Hub token (default: the logged-in one)")
-    parser.add_argument("--commit_message", default="Upload Depth Anything checkpoint")
-    parser.add_argument(
-        "--local_dir", help="write the files that would be uploaded to this folder instead of uploading"
-    )
-    parser.set_defaults(func=run_push)
-    return parser
-
-
-def run_push(args: argparse.Namespace):
-    """Run `push-to-hub` from parsed arguments; prints what was written or uploaded."""
-    card_kwargs = dict(
-        results=args.results, training_args=args.training_args, base_model=args.base_model,
-        license=args.license, datasets=args.datasets,
-    )
-    if args.local_dir:
-        names = stage_for_hub(args.checkpoint_dir, args.local_dir, args.repo_id, **card_kwargs)
-        print(f"Wrote {len(names)} files to {args.local_dir}: {', '.join(names)}")
-        return names
-    commit = push_to_hub(
-        args.checkpoint_dir, args.repo_id, private=args.private, token=args.token,
-        commit_message=args.commit_message, **card_kwargs,
-    )
-    print(f"Uploaded {args.checkpoint_dir} to {commit.commit_url}")
-    return commit
