@@ -60,7 +60,8 @@ def test_pipeline_gives_the_processor_result_for_sixteen_bit_and_float_images(ch
     expected = processor_path_prediction(checkpoint, str(path))
     # The processor read the full bit depth: an 8-bit RGB copy of the file gives another prediction.
     eight_bit = processor_path_prediction(checkpoint, PIL.Image.open(path).convert("RGB"))
-    assert (expected - eight_bit).abs().max() > 0.05 * expected.abs().max()
+    # Relative to the spread: disparity is affine-invariant, and a fresh head adds a constant bias.
+    assert (expected - eight_bit).abs().max() > 0.05 * (expected.max() - expected.min())
 
     estimator = pipeline("depth-estimation", model=str(checkpoint))
     for image in (str(path), PIL.Image.open(path), path.read_bytes()):
