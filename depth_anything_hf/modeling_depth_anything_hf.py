@@ -484,7 +484,20 @@ class DepthAnythingHFForDepthEstimation(DepthAnythingHFPreTrainedModel):
                 return checkpoints.load_transformers_model(
                     cls, pretrained_model_name_or_path, config_dict, hub_kwargs, kwargs.get("dtype")
                 )
-        return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        try:
+            return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        except Exception as error:
+            # safetensors' own error names no file. Matched by name: this file imports only torch and transformers.
+            if type(error).__name__ != "SafetensorError":
+                raise
+            culprits = [f"{pretrained_model_name_or_path!s}: {error}"]
+            if os.path.isdir(pretrained_model_name_or_path):
+                checkpoints = _package_module("checkpoints", "Naming the unreadable weights file")
+                culprits = checkpoints.unreadable_files(pretrained_model_name_or_path) or culprits
+            raise OSError(
+                "Cannot load the model weights, a file is truncated or corrupt (a save or download cut short): "
+                + "; ".join(culprits)
+            ) from error
 
     def export_to_transformers(self, save_directory: str | os.PathLike) -> None:
         """Write a checkpoint that plain transformers loads as `DepthAnythingForDepthEstimation` (config.json,
