@@ -163,11 +163,16 @@ def check_resumed_arguments(checkpoint: Path, arguments: dict) -> list[dict]:
     """
     saved_file = checkpoint / TRAINING_ARGS_FILE
     if not saved_file.is_file():
-        logger.warning(f"{checkpoint} holds no {TRAINING_ARGS_FILE} (an older checkpoint): its arguments are not checked")
+        logger.warning(f"{checkpoint} holds no {TRAINING_ARGS_FILE} (an older checkpoint): arguments not checked")
         return []
-    saved = json.loads(saved_file.read_text(encoding="utf-8"))
+    try:
+        saved = json.loads(saved_file.read_text(encoding="utf-8"))
+    except ValueError as error:
+        raise OSError(f"Checkpoint {checkpoint} cannot be loaded: {saved_file}: {error}") from error
     names = sorted((set(saved) | set(arguments)) - set(_NOT_COMPARED))
-    changed = {name: (saved.get(name), arguments.get(name)) for name in names if saved.get(name) != arguments.get(name)}
+    changed = {
+        name: (saved.get(name), arguments.get(name)) for name in names if saved.get(name) != arguments.get(name)
+    }
     history = list(saved.get(RESUME_HISTORY, []))
     refused = [name for name in changed if name in EXACT_RESUME_ARGUMENTS]
     if refused:
@@ -180,20 +185,21 @@ def check_resumed_arguments(checkpoint: Path, arguments: dict) -> list[dict]:
     if changed:
         changes = "; ".join(f"--{name} {old!r} -> {new!r}" for name, (old, new) in changed.items())
         logger.warning(f"Resuming {checkpoint} with changed arguments: {changes}")
-        history.append(
-            {"checkpoint": checkpoint.name, "changed": {name: {"before": old, "after": new} for name, (old, new) in changed.items()}}
-        )
+        changed_values = {name: {"before": old, "after": new} for name, (old, new) in changed.items()}
+        history.append({"checkpoint": checkpoint.name, "changed": changed_values})
     return history
 
 
 def _load_checkpoint(accelerator: Accelerator, path: Path, arguments: dict | None) -> list[dict]:
-    """`accelerator.load_state(path)` after checking `arguments`; returns the resume history. A checkpoint that
-    does not load raises an OSError naming its unreadable files."""
+    """`accelerator.load_state(path)` after checking `arguments`; returns the resume history. A checkpoint with
+    unreadable files raises an OSError naming them; other errors (a mismatch with this run) pass unchanged."""
     history = check_resumed_arguments(path, arguments) if arguments is not None else []
     try:
         accelerator.load_state(str(path))
     except Exception as error:
-        culprits = unreadable_files(path) or [f"{type(error).__name__}: {error}"]
+        culprits = unreadable_files(path)
+        if not culprits:
+            raise
         raise OSError(f"Checkpoint {path} cannot be loaded: " + "; ".join(culprits)) from error
     return history
 

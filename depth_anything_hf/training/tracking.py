@@ -136,7 +136,7 @@ class TrainingProgress:
     def check_finite(self, check_weights: bool) -> None:
         """Raise `TrainingDivergedError` if a loss so far (or, with `check_weights`, a weight) is not finite."""
         first_step = self.non_finite_losses.first_non_finite_step()
-        bad_parameters = non_finite_parameters(self.model) if check_weights else []
+        bad_parameters = non_finite_parameters(self.accelerator.unwrap_model(self.model)) if check_weights else []
         if first_step is None and not bad_parameters:
             return
         checkpoints = list_checkpoints(self.args.output_dir)
