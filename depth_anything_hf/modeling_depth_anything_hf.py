@@ -504,7 +504,10 @@ class DepthAnythingHFForDepthEstimation(DepthAnythingHFPreTrainedModel):
             )
 
         tapped_tokens, last_patch_tokens, hidden_states, attentions = self.encoder(
-            pixel_values, bool_masked_pos, output_hidden_states=output_hidden_states, output_attentions=output_attentions
+            pixel_values,
+            bool_masked_pos,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
         )
         fused = self.neck(tapped_tokens, height // patch_size, width // patch_size)
         predicted_depth = self.head(fused, output_size=(height, width))

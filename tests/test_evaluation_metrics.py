@@ -263,7 +263,9 @@ def test_ground_truth_in_millimetres_is_an_error_not_a_skip(millimetre_rows, cro
     # Far ground truth in metres (a window, the sky) beyond the cap is left out, not mistaken for millimetres.
     depth = _scene_depth()
     depth[:16] = 1e4
-    metrics = compute_metrics(1.0 / depth, depth, prediction_type="disparity", protocol="disparity", depth_cap=10.0, crop=crop)
+    metrics = compute_metrics(
+        1.0 / depth, depth, prediction_type="disparity", protocol="disparity", depth_cap=10.0, crop=crop
+    )
     assert metrics["abs_rel"] == pytest.approx(0.0, abs=1e-6)
 
 

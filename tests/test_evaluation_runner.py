@@ -196,14 +196,18 @@ def test_a_failing_dataset_is_named_and_the_others_results_are_written(tiny_chec
     # Depth in millimetres declared as metres: under the 10 m cap of NYU it would all be left out.
     metadata = millimetres / "metadata.jsonl"
     metadata.write_text(metadata.read_text().replace('"depth_unit": "millimeter"', '"depth_unit": "meter"'))
-    datasets = [evaluation_dataset(spec) for spec in (f"rgbd_folder={good}", f"rgbd_folder={empty}", "middlebury=skimage")]
+    specs = (f"rgbd_folder={good}", f"rgbd_folder={empty}", "middlebury=skimage")
+    datasets = [evaluation_dataset(spec) for spec in specs]
     datasets.append((replace(get_preset("nyu"), data_format="folder"), str(millimetres)))
 
     with pytest.raises(EvaluationError) as raised:
         evaluate_model(str(tiny_checkpoint), datasets, output_dir=tmp_path)
     message = str(raised.value)
-    assert f"dataset 'rgbd_folder' ({empty}): ValueError: No image could be scored (2 without 10 valid pixels" in message
-    assert f"dataset 'nyu' ({millimetres}): ValueError: sample 'train_1_0000.jpg': ground truth beyond depth_cap: wrong units?" in message
+    assert f"dataset 'rgbd_folder' ({empty}): ValueError: No image could be scored (2 without 10 valid" in message
+    assert (
+        f"dataset 'nyu' ({millimetres}): ValueError: sample 'train_1_0000.jpg': ground truth beyond depth_cap: "
+        "wrong units?"
+    ) in message
     written = json.loads((tmp_path / "results.json").read_text())
     assert [(row["dataset"], row["path"]) for row in written["evaluations"]] == [
         ("rgbd_folder", str(good)), ("middlebury", "skimage")

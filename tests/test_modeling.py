@@ -383,7 +383,7 @@ def test_output_attentions_under_sdpa_is_a_clear_error(tiny_model):
         tiny_model(torch.randn(1, 3, 28, 28), output_attentions=True)
 
 
-def test_bool_masked_pos_uses_the_mask_token_as_dinov2_does():
+def test_bool_masked_pos_uses_the_mask_token_as_dinov2_does(tiny_config):
     from transformers import Dinov2Config, Dinov2Model
 
     from depth_anything_hf.training.encoder_init import dinov2_to_encoder_state_dict

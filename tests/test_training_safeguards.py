@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 import torch
 from accelerate.state import AcceleratorState
-from conftest import tiny_config
 from PIL import Image
 from safetensors.torch import load_file
 
@@ -49,14 +48,16 @@ def ramp_depth_mm(seed: int, size: int = 32) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory) -> Path:
+def workspace(tmp_path_factory, tiny_config) -> Path:
     root = tmp_path_factory.mktemp("safeguards")
     tiny_config(image_size=RESOLUTION, version="v2").to_json_file(root / "tiny.json")
     write_rgbd_folder(root / "rgbd", [ramp_depth_mm(seed) for seed in range(4)])
     return root
 
 
-def train(workspace: Path, output_dir: Path, *extra: str, dataset: Path | None = None) -> DepthAnythingHFForDepthEstimation:
+def train(
+    workspace: Path, output_dir: Path, *extra: str, dataset: Path | None = None
+) -> DepthAnythingHFForDepthEstimation:
     arguments = [
         "--model_config", str(workspace / "tiny.json"), "--encoder_init", "none", "--resolution", str(RESOLUTION),
         "--dataset", str(dataset or workspace / "rgbd"), "--report_to", "none", "--output_dir", str(output_dir),
@@ -112,7 +113,8 @@ def test_a_sample_without_a_supervised_pixel_is_warned_and_a_batch_of_them_is_an
     assert "'all_zero' of dataset 'toy' has no supervised pixel" in caplog.text
     assert batch.supervised_mask[0].any() and not batch.supervised_mask[1].any()
 
-    with pytest.raises(ValueError, match=r"No labeled sample of this batch has a supervised pixel \('all_zero'.*'all_nan'"):
+    expected = r"No labeled sample of this batch has a supervised pixel \('all_zero'.*'all_nan'"
+    with pytest.raises(ValueError, match=expected):
         labeled_batch([empty, all_nan], geometry, torch.device("cpu"), generator)
 
 
@@ -146,7 +148,9 @@ def test_resuming_with_a_change_that_breaks_exact_resumption_is_refused(workspac
         train(workspace, finished_run, "--resume_from_checkpoint", "latest", "--seed", "5")
 
 
-def test_other_changes_on_resume_are_warned_and_recorded_with_their_earlier_values(workspace, finished_run, tmp_path, caplog):
+def test_other_changes_on_resume_are_warned_and_recorded_with_their_earlier_values(
+    workspace, finished_run, tmp_path, caplog
+):
     output_dir = shutil.copytree(finished_run, tmp_path / "run")
     with caplog.at_level(logging.WARNING):
         train(workspace, output_dir, "--resume_from_checkpoint", "latest", "--max_train_steps", "3",

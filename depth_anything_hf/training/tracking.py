@@ -145,7 +145,9 @@ class TrainingProgress:
             problems.append(f"the loss became NaN or infinite at step {first_step}")
         if bad_parameters:
             names = ", ".join(bad_parameters[:5]) + (" ..." if len(bad_parameters) > 5 else "")
-            problems.append(f"{len(bad_parameters)} weight tensors are NaN or infinite at step {self.global_step} ({names})")
+            problems.append(
+                f"{len(bad_parameters)} weight tensors are NaN or infinite at step {self.global_step} ({names})"
+            )
         problem = " and ".join(problems)
         last_good = (
             f"the last checkpoint, {checkpoints[-1]}, was saved before and holds finite weights: resume from it"
