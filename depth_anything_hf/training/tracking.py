@@ -142,7 +142,9 @@ class TrainingProgress:
         checkpoints = list_checkpoints(self.args.output_dir)
         problems = []
         if first_step is not None:
-            problems.append(f"the loss became NaN or infinite at step {first_step}")
+            problems.append(
+                f"the loss became NaN or infinite at step {first_step} (a non-finite prediction, or pseudo-label)"
+            )
         if bad_parameters:
             names = ", ".join(bad_parameters[:5]) + (" ..." if len(bad_parameters) > 5 else "")
             problems.append(
