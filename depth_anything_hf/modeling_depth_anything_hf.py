@@ -192,8 +192,10 @@ class DinoVisionTransformer(nn.Module):
         self.patch_embed = PatchEmbed(config)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, config.hidden_size))
         self.pos_embed = nn.Parameter(torch.zeros(1, grid * grid + 1, config.hidden_size))
-        # Replaces the patch embeddings where `bool_masked_pos` is set (DINOv2's masked-image pre-training).
-        self.mask_token = nn.Parameter(torch.zeros(1, config.hidden_size))
+        # Replaces the patch embeddings where `bool_masked_pos` is set, as in DINOv2's masked-image pre-training.
+        # Depth Anything never trains it, so it is a buffer: loaded, saved and converted with the checkpoints,
+        # never a parameter without a gradient.
+        self.register_buffer("mask_token", torch.zeros(1, config.hidden_size))
         # Stochastic depth grows linearly with depth, as in DINOv2.
         last = max(config.num_hidden_layers - 1, 1)
         self.blocks = nn.ModuleList(
