@@ -424,8 +424,8 @@ class DepthAnythingHFPreTrainedModel(PreTrainedModel):
             init.zeros_(module.bias)
         elif isinstance(module, LayerScale):
             init.constant_(module.gamma, self.config.layerscale_value)
-        elif isinstance(module, ConvWeights):
-            init.trunc_normal_(module.weight, mean=0.0, std=std)
+        elif isinstance(module, ConvWeights):  # never applied: a deterministic fill, as buffers need
+            init.zeros_(module.weight)
             init.zeros_(module.bias)
         elif isinstance(module, DinoVisionTransformer):
             init.trunc_normal_(module.pos_embed, mean=0.0, std=std)
@@ -446,6 +446,10 @@ class DepthAnythingHFForDepthEstimation(DepthAnythingHFPreTrainedModel):
         self.neck = DPTNeck(config)
         self.head = DepthHead(config)
         self.post_init()
+
+    def get_input_embeddings(self) -> nn.Module:
+        """The patch embedding (as for transformers' ViTs)."""
+        return self.encoder.patch_embed
 
     def forward(
         self,

@@ -378,6 +378,10 @@ def test_eager_attention_returns_the_attention_maps_of_transformers(tmp_path, ti
         assert len(tiny_model(pixel_values[..., :56, :56]).attentions) == tiny_model.config.num_hidden_layers
 
 
+def test_the_input_embeddings_are_the_patch_embedding(tiny_model):
+    assert tiny_model.get_input_embeddings() is tiny_model.encoder.patch_embed
+
+
 def test_output_attentions_under_sdpa_is_a_clear_error(tiny_model):
     assert tiny_model.config._attn_implementation == "sdpa"
     with pytest.raises(ValueError, match="output_attentions=True is not supported with attn_implementation='sdpa'"):
