@@ -25,7 +25,6 @@ import copy
 import math
 from pathlib import Path
 
-import torch
 from accelerate.logging import get_logger
 from accelerate.utils import gather_object
 
