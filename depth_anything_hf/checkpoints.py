@@ -10,10 +10,14 @@ and `export_to_transformers` call the loaders and the exporter at the end of thi
 package: it does not travel with the remote code.
 """
 
+import json
 import os
 import re
+import zipfile
+from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from transformers import DepthAnythingConfig, Dinov2Config
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
@@ -81,6 +85,31 @@ def load_checked_state_dict(model: torch.nn.Module, state_dict: dict[str, torch.
                 lines.append(f"  {title} ({len(items)}): " + ", ".join(items[:20]) + (" ..." if len(items) > 20 else ""))
         raise CheckpointMismatchError("\n".join(lines))
     model.load_state_dict(state_dict, strict=True)
+
+
+def unreadable_files(folder: str | os.PathLike) -> list[str]:
+    """The files of a model or training-checkpoint folder that do not load (a save or download cut short, a
+    corrupt file), each with the reason: what names the culprit when a loader's own error does not.
+
+    safetensors files are read in full; `torch.save` files (zip archives: accelerate's `.bin` and `.pkl`) have
+    every member's checksum verified, which runs no pickle code; JSON files are parsed."""
+    found = []
+    for path in sorted(Path(folder).iterdir()):
+        try:
+            if path.suffix == ".safetensors":
+                with safe_open(str(path), framework="pt") as weights:
+                    for name in weights.keys():
+                        weights.get_tensor(name)
+            elif path.suffix in (".bin", ".pt", ".pth", ".pkl"):
+                with zipfile.ZipFile(path) as archive:
+                    corrupt_member = archive.testzip()
+                if corrupt_member is not None:
+                    raise zipfile.BadZipFile(f"member {corrupt_member} fails its checksum")
+            elif path.suffix == ".json":
+                json.loads(path.read_text(encoding="utf-8"))
+        except Exception as error:
+            found.append(f"{path}: {type(error).__name__}: {error}")
+    return found
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -255,7 +284,11 @@ def load_transformers_model(model_class, name_or_path, config_dict: dict, hub_kw
     """`model_class` (our model) built and filled from a transformers `depth_anything` checkpoint."""
     model = model_class(config_from_transformers(config_dict))
     weights_file = cached_file(name_or_path, "model.safetensors", **hub_kwargs)
-    state_dict = transformers_to_ours(load_file(weights_file), model)
+    try:
+        weights = load_file(weights_file)
+    except Exception as error:  # safetensors' error names no file
+        raise OSError(f"Cannot read {weights_file}, it is truncated or corrupt: {error}") from error
+    state_dict = transformers_to_ours(weights, model)
     load_checked_state_dict(model, state_dict, source=f"transformers checkpoint {name_or_path}")
     if dtype is not None and dtype != "auto":
         model = model.to(getattr(torch, dtype) if isinstance(dtype, str) else dtype)

@@ -224,24 +224,30 @@ def add_eval_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run_eval(args: argparse.Namespace) -> dict:
-    """Run `eval` from parsed arguments: write results.json and print the markdown table."""
+    """Run `eval` from parsed arguments: write results.json and print the markdown table (of the datasets that
+    were evaluated, when one failed)."""
     from .evaluation.reporting import results_table
-    from .evaluation.runner import evaluate_model, evaluation_dataset
+    from .evaluation.runner import EvaluationError, evaluate_model, evaluation_dataset
 
-    results = evaluate_model(
-        args.model,
-        [evaluation_dataset(spec) for spec in args.datasets],
-        protocols=args.protocols,
-        batch_size=args.batch_size,
-        flip_average=args.flip_average,
-        split=args.split,
-        max_images=args.max_images,
-        device=args.device,
-        mixed_precision=args.mixed_precision,
-        num_workers=args.num_workers,
-        input_size=args.input_size,
-        output_dir=args.output_dir,
-    )
+    try:
+        results = evaluate_model(
+            args.model,
+            [evaluation_dataset(spec) for spec in args.datasets],
+            protocols=args.protocols,
+            batch_size=args.batch_size,
+            flip_average=args.flip_average,
+            split=args.split,
+            max_images=args.max_images,
+            device=args.device,
+            mixed_precision=args.mixed_precision,
+            num_workers=args.num_workers,
+            input_size=args.input_size,
+            output_dir=args.output_dir,
+        )
+    except EvaluationError as error:
+        if error.results["evaluations"]:
+            print(results_table(error.results["evaluations"]))
+        raise
     print(results_table(results["evaluations"]))
     print(f"\nWrote {Path(args.output_dir) / 'results.json'}")
     return results

@@ -7,10 +7,12 @@ Conventions shared by every loss here:
 
 - Maps are `[B, H, W]` or `[B, 1, H, W]`; masks are boolean (or 0/1) tensors of the same shape.
 - Losses are computed in float32 (inputs are upcast), so they are safe under bf16 autocast.
-- A loss never returns NaN. A sample that cannot be compared (fewer than two valid pixels, a map
-  without any spread: see `flat_maps`, which the training scripts count and log) contributes nothing;
+- A loss of finite inputs is finite. A sample that cannot be compared (fewer than two valid pixels, a
+  map without any spread: see `flat_maps`, which the training scripts count and log) contributes nothing;
   when nothing can be compared the result is an exact zero that is still attached to the prediction's
   graph, so `backward()` works in every training step.
+- A non-finite value on a counted pixel (a diverged prediction) makes the loss non-finite: it is never
+  mistaken for an unusable map or a dropped pixel and scored 0, so the training loop can stop on it.
 """
 
 import math
@@ -135,7 +137,8 @@ def normalize_affine_invariant(maps: Tensor, mask: Tensor) -> tuple[Tensor, Tens
     Returns:
         `(normalized [B, H, W], usable [B])`: a map is usable when it has at least two masked pixels
         and `s > 0` (as MiDaS: any spread, however small, is normalised; `|d - t| <= n s` keeps `d_hat`
-        finite); `normalized` is 0 outside the mask and on unusable maps.
+        finite); `normalized` is 0 outside the mask and on unusable maps. A map with a non-finite masked
+        value is usable and normalises to non-finite values.
     """
     maps = _as_maps(maps, "maps").float()
     mask = _as_mask(mask, maps, "mask")
@@ -143,8 +146,9 @@ def normalize_affine_invariant(maps: Tensor, mask: Tensor) -> tuple[Tensor, Tens
     centered = maps - shift
     count = mask.flatten(1).sum(1)
     scale = torch.where(mask, centered.abs(), 0.0).flatten(1).sum(1) / count.clamp_min(1)
-    usable = (count >= 2) & (scale > 0)
-    normalized = centered / torch.where(usable, scale, 1.0)[:, None, None]
+    # `~(scale <= 0)` rather than `scale > 0`: a NaN scale (a diverged map) must not pass for a flat one.
+    usable = (count >= 2) & ~(scale <= 0)
+    normalized = centered / torch.where(scale > 0, scale, 1.0)[:, None, None]
     return torch.where(mask & usable[:, None, None], normalized, 0.0), usable
 
 
@@ -159,12 +163,14 @@ def flat_maps(maps: Tensor, mask: Tensor | None = None) -> Tensor:
 
 
 def _drop_largest(pixel_losses: Tensor, counted: Tensor, fraction: float) -> Tensor:
-    """Remove from `counted` the `floor(fraction * n)` counted pixels with the largest loss per sample."""
+    """Remove from `counted` the `floor(fraction * n)` counted pixels with the largest loss per sample.
+
+    Non-finite losses are never dropped: they signal divergence, not an outlier of the target."""
     flat_losses = pixel_losses.detach().flatten(1)
     flat_counted = counted.flatten(1)
     drop_count = (flat_counted.sum(1) * fraction).floor().long()
-    # Losses are >= 0, so -1 ranks the pixels that are not counted last.
-    order = torch.where(flat_counted, flat_losses, -1.0).argsort(dim=1, descending=True)
+    # Losses are >= 0, so -1 ranks the pixels that are not counted, and the non-finite ones, last.
+    order = torch.where(flat_counted & flat_losses.isfinite(), flat_losses, -1.0).argsort(dim=1, descending=True)
     positions = torch.arange(order.shape[1], device=order.device).expand_as(order)
     rank = torch.empty_like(order).scatter_(1, order, positions)
     return counted & (rank >= drop_count[:, None]).view_as(counted)
@@ -391,12 +397,15 @@ def silog_loss(
     if max_depth is not None:
         valid = valid & (target_maps <= max_depth)
 
-    log_ratio = torch.where(
-        valid, target_maps.clamp_min(min_depth).log() - prediction_maps.clamp_min(SILOG_PREDICTION_FLOOR).log(), 0.0
+    # The floor serves zero predictions; a non-finite one (divergence) becomes NaN instead of being floored.
+    floored_prediction = torch.where(
+        prediction_maps.isfinite(), prediction_maps.clamp_min(SILOG_PREDICTION_FLOOR), math.nan
     )
+    log_ratio = torch.where(valid, target_maps.clamp_min(min_depth).log() - floored_prediction.log(), 0.0)
     count = valid.sum().clamp_min(1)
     variance = (log_ratio**2).sum() / count - lambd * (log_ratio.sum() / count) ** 2
-    return torch.where(variance > 0, variance.clamp_min(SILOG_VARIANCE_FLOOR).sqrt(), 0.0)
+    # `variance <= 0` rather than `> 0`: a NaN variance (a diverged prediction) must stay NaN.
+    return torch.where(variance <= 0, 0.0, variance.clamp_min(SILOG_VARIANCE_FLOOR).sqrt())
 
 
 def supervised_depth_loss(

@@ -22,6 +22,7 @@ from transformers import PreTrainedConfig, PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import DepthEstimatorOutput
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
 from .configuration_depth_anything_hf import DepthAnythingHFConfig
 
@@ -92,27 +93,48 @@ class DropPath(nn.Module):
         return hidden_states * keep / keep_prob
 
 
+def eager_attention_forward(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float,
+    dropout: float = 0.0,
+    **kwargs,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Softmax attention in the signature of transformers' `AttentionInterface`, with the softmax in float32:
+    returns (output `(batch, tokens, heads, head_dim)`, weights `(batch, heads, tokens, tokens)`)."""
+    scores = (query * scaling) @ key.transpose(-2, -1)
+    if attention_mask is not None:
+        scores = scores + attention_mask
+    weights = scores.softmax(dim=-1, dtype=torch.float32).to(value.dtype)
+    weights = F.dropout(weights, p=dropout, training=module.training)
+    return (weights @ value).transpose(1, 2), weights
+
+
 class Attention(nn.Module):
     def __init__(self, config: DepthAnythingHFConfig):
         super().__init__()
         self.num_heads = config.num_attention_heads
         self.head_dim = config.hidden_size // config.num_attention_heads
+        self.is_causal = False
         # One fused projection: a single GEMM for q, k and v, and the official checkpoint layout.
         self.qkv = nn.Linear(config.hidden_size, 3 * config.hidden_size, bias=config.qkv_bias)
         self.proj = nn.Linear(config.hidden_size, config.hidden_size)
         self.config = config
 
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+    def forward(self, hidden_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Returns (the attention output, the attention weights `(batch, heads, tokens, tokens)` under eager
+        attention, else None)."""
         batch_size, seq_len, hidden_size = hidden_states.shape
         qkv = self.qkv(hidden_states).reshape(batch_size, seq_len, 3, self.num_heads, self.head_dim)
         query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)
-        if self.config._attn_implementation == "eager":
-            scores = (query * self.head_dim**-0.5) @ key.transpose(-2, -1)
-            context = scores.softmax(dim=-1, dtype=torch.float32).to(value.dtype) @ value
-        else:
-            context = F.scaled_dot_product_attention(query, key, value)
-        context = context.transpose(1, 2).reshape(batch_size, seq_len, hidden_size)
-        return self.proj(context)
+        attention_interface = ALL_ATTENTION_FUNCTIONS.get_interface(
+            self.config._attn_implementation, eager_attention_forward
+        )
+        context, weights = attention_interface(self, query, key, value, None, scaling=self.head_dim**-0.5)
+        return self.proj(context.reshape(batch_size, seq_len, hidden_size)), weights
 
 
 class Mlp(nn.Module):
@@ -150,12 +172,14 @@ class Block(GradientCheckpointingLayer):
         self.ls2 = LayerScale(config.hidden_size, config.layerscale_value)
         self.drop_path = DropPath(drop_path)
 
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+    def forward(self, hidden_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Returns (the block's output, its attention weights or None; see `Attention`)."""
+        attention_output, attention_weights = self.attn(self.norm1(hidden_states))
         if self.training and self.drop_path.drop_prob > 0:
-            hidden_states = hidden_states + self.drop_path(self.ls1(self.attn(self.norm1(hidden_states))))
-            return hidden_states + self.drop_path(self.ls2(self.mlp(self.norm2(hidden_states))))
-        hidden_states = self.ls1(self.attn(self.norm1(hidden_states)), residual=hidden_states)
-        return self.ls2(self.mlp(self.norm2(hidden_states)), residual=hidden_states)
+            hidden_states = hidden_states + self.drop_path(self.ls1(attention_output))
+            return hidden_states + self.drop_path(self.ls2(self.mlp(self.norm2(hidden_states)))), attention_weights
+        hidden_states = self.ls1(attention_output, residual=hidden_states)
+        return self.ls2(self.mlp(self.norm2(hidden_states)), residual=hidden_states), attention_weights
 
 
 def bicubic_resize_matrix(input_size: int, output_size, step: torch.Tensor) -> torch.Tensor:
@@ -188,8 +212,10 @@ class DinoVisionTransformer(nn.Module):
         self.patch_embed = PatchEmbed(config)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, config.hidden_size))
         self.pos_embed = nn.Parameter(torch.zeros(1, grid * grid + 1, config.hidden_size))
-        # Unused at inference; kept so DINOv2 and Depth Anything checkpoints load without leftovers.
-        self.mask_token = nn.Parameter(torch.zeros(1, config.hidden_size))
+        # Replaces the patch embeddings where `bool_masked_pos` is set, as in DINOv2's masked-image pre-training.
+        # Depth Anything never trains it, so it is a buffer: loaded, saved and converted with the checkpoints,
+        # never a parameter without a gradient.
+        self.register_buffer("mask_token", torch.zeros(1, config.hidden_size))
         # Stochastic depth grows linearly with depth, as in DINOv2.
         last = max(config.num_hidden_layers - 1, 1)
         self.blocks = nn.ModuleList(
@@ -246,13 +272,25 @@ class DinoVisionTransformer(nn.Module):
         return torch.cat((self.pos_embed[:, :1], patch_pos_embed), dim=1)
 
     def forward(
-        self, pixel_values: torch.Tensor, output_hidden_states: bool = False
-    ) -> tuple[list[torch.Tensor], torch.Tensor, tuple[torch.Tensor, ...] | None]:
+        self,
+        pixel_values: torch.Tensor,
+        bool_masked_pos: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> tuple[list[torch.Tensor], torch.Tensor, tuple[torch.Tensor, ...] | None, tuple[torch.Tensor, ...] | None]:
         """Returns (normed patch tokens of each tapped block, normed patch tokens of the last block,
-        all hidden states incl. the embeddings if requested)."""
+        all hidden states incl. the embeddings if requested, every block's attention weights if requested)."""
         patch_height = pixel_values.shape[-2] // self.config.patch_size
         patch_width = pixel_values.shape[-1] // self.config.patch_size
         patch_tokens = self.patch_embed(pixel_values)
+        if bool_masked_pos is not None:
+            if bool_masked_pos.shape != patch_tokens.shape[:2]:
+                raise ValueError(
+                    f"bool_masked_pos must have shape (batch_size, num_patches) = {tuple(patch_tokens.shape[:2])}, "
+                    f"got {tuple(bool_masked_pos.shape)}"
+                )
+            mask_tokens = self.mask_token.to(patch_tokens.dtype).unsqueeze(0)
+            patch_tokens = torch.where(bool_masked_pos.bool().unsqueeze(-1), mask_tokens, patch_tokens)
         cls_tokens = self.cls_token.expand(patch_tokens.shape[0], -1, -1).to(patch_tokens.dtype)
         hidden_states = torch.cat((cls_tokens, patch_tokens), dim=1)
         hidden_states = hidden_states + self.interpolate_pos_encoding(patch_height, patch_width).to(
@@ -260,18 +298,26 @@ class DinoVisionTransformer(nn.Module):
         )
 
         all_hidden_states = [hidden_states] if output_hidden_states else None
+        all_attentions = [] if output_attentions else None
         normed_by_index = {}
         for index, block in enumerate(self.blocks):
-            hidden_states = block(hidden_states)
+            hidden_states, attention_weights = block(hidden_states)
             if output_hidden_states:
                 all_hidden_states.append(hidden_states)
+            if output_attentions:
+                all_attentions.append(attention_weights)
             if index in self.config.out_indices:
                 normed_by_index[index] = self.norm(hidden_states)
         tapped = [normed_by_index[index][:, 1:] for index in self.config.out_indices]
         last_index = len(self.blocks) - 1
         last_normed = normed_by_index[last_index] if last_index in normed_by_index else self.norm(hidden_states)
         last_patch_tokens = last_normed[:, 1:]
-        return tapped, last_patch_tokens, tuple(all_hidden_states) if output_hidden_states else None
+        return (
+            tapped,
+            last_patch_tokens,
+            tuple(all_hidden_states) if output_hidden_states else None,
+            tuple(all_attentions) if output_attentions else None,
+        )
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -294,19 +340,40 @@ class ResidualConvUnit(nn.Module):
         return features + residual
 
 
-class FeatureFusionBlock(nn.Module):
-    """`x0 + RCU1(skip)`, RCU2, bilinear upsampling (align_corners=True), 1x1 projection."""
+class ConvWeights(nn.Module):
+    """A 3x3 convolution's `weight` and `bias` held as buffers: loaded, saved and converted like a convolution's,
+    but no parameter (see `FeatureFusionBlock`)."""
 
     def __init__(self, channels: int):
         super().__init__()
-        self.residual_unit1 = ResidualConvUnit(channels)
+        self.register_buffer("weight", torch.zeros(channels, channels, 3, 3))
+        self.register_buffer("bias", torch.zeros(channels))
+
+
+class FeatureFusionBlock(nn.Module):
+    """`x0 + RCU1(skip)`, RCU2, bilinear upsampling (align_corners=True), 1x1 projection.
+
+    The deepest block (`has_skip=False`) has no skip input, so its RCU1 never runs. The official and the
+    transformers checkpoints still hold its weights: here they are buffers (`ConvWeights`), so that those
+    checkpoints load and export unchanged while training finds no parameter without a gradient.
+    """
+
+    def __init__(self, channels: int, has_skip: bool = True):
+        super().__init__()
+        if has_skip:
+            self.residual_unit1 = ResidualConvUnit(channels)
+        else:
+            self.residual_unit1 = nn.Module()
+            self.residual_unit1.conv1 = ConvWeights(channels)
+            self.residual_unit1.conv2 = ConvWeights(channels)
+        self.has_skip = has_skip
         self.residual_unit2 = ResidualConvUnit(channels)
         self.out_conv = nn.Conv2d(channels, channels, kernel_size=1)
 
     def forward(
         self, features: torch.Tensor, skip: torch.Tensor | None = None, size: tuple[int, int] | None = None
     ) -> torch.Tensor:
-        if skip is not None:
+        if self.has_skip:
             features = features + self.residual_unit1(skip)
         features = self.residual_unit2(features)
         resize = {"size": size} if size is not None else {"scale_factor": 2}
@@ -333,7 +400,10 @@ class DPTNeck(nn.Module):
             nn.Conv2d(c, config.fusion_hidden_size, kernel_size=3, padding=1, bias=False) for c in channels
         )
         # fusion_blocks[i] fuses at the resolution of tap i; they run from i = 3 (deepest) down to 0.
-        self.fusion_blocks = nn.ModuleList(FeatureFusionBlock(config.fusion_hidden_size) for _ in channels)
+        self.fusion_blocks = nn.ModuleList(
+            FeatureFusionBlock(config.fusion_hidden_size, has_skip=index < len(channels) - 1)
+            for index in range(len(channels))
+        )
 
     def forward(self, tapped_tokens: list[torch.Tensor], patch_height: int, patch_width: int) -> torch.Tensor:
         feature_maps = []
@@ -413,6 +483,9 @@ class DepthAnythingHFPreTrainedModel(PreTrainedModel):
             init.zeros_(module.bias)
         elif isinstance(module, LayerScale):
             init.constant_(module.gamma, self.config.layerscale_value)
+        elif isinstance(module, ConvWeights):  # never applied: a deterministic fill, as buffers need
+            init.zeros_(module.weight)
+            init.zeros_(module.bias)
         elif isinstance(module, DinoVisionTransformer):
             init.trunc_normal_(module.pos_embed, mean=0.0, std=std)
             init.normal_(module.cls_token, std=1e-6)
@@ -433,11 +506,17 @@ class DepthAnythingHFForDepthEstimation(DepthAnythingHFPreTrainedModel):
         self.head = DepthHead(config)
         self.post_init()
 
+    def get_input_embeddings(self) -> nn.Module:
+        """The patch embedding (as for transformers' ViTs)."""
+        return self.encoder.patch_embed
+
     def forward(
         self,
         pixel_values: torch.Tensor,
         labels: torch.Tensor | None = None,
         valid_mask: torch.Tensor | None = None,
+        bool_masked_pos: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         output_encoder_features: bool = False,
         return_dict: bool | None = None,
@@ -454,6 +533,11 @@ class DepthAnythingHFForDepthEstimation(DepthAnythingHFPreTrainedModel):
                 1e-3 <= depth <= `config.max_depth`.
             valid_mask (`torch.BoolTensor` of shape `(batch_size, height, width)`, *optional*):
                 Pixels of `labels` that count in the loss; all pixels by default.
+            bool_masked_pos (`torch.BoolTensor` of shape `(batch_size, num_patches)`, *optional*):
+                Patches whose embedding is replaced by the encoder's mask token, as in [`Dinov2Model`].
+            output_attentions (`bool`, *optional*):
+                Return every block's attention weights `(batch_size, num_heads, num_tokens, num_tokens)`; needs
+                eager attention (`attn_implementation="eager"`).
             output_hidden_states (`bool`, *optional*):
                 Return the embeddings and every block's output (before the final LayerNorm).
             output_encoder_features (`bool`, defaults to `False`):
@@ -476,9 +560,19 @@ class DepthAnythingHFForDepthEstimation(DepthAnythingHFPreTrainedModel):
         output_hidden_states = (
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         )
+        output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
+        if output_attentions and self.config._attn_implementation != "eager":
+            raise ValueError(
+                "output_attentions=True is not supported with attn_implementation="
+                f"{self.config._attn_implementation!r}, which computes no attention weights: load the model with "
+                "attn_implementation='eager' or call model.set_attn_implementation('eager')"
+            )
 
-        tapped_tokens, last_patch_tokens, hidden_states = self.encoder(
-            pixel_values, output_hidden_states=output_hidden_states
+        tapped_tokens, last_patch_tokens, hidden_states, attentions = self.encoder(
+            pixel_values,
+            bool_masked_pos,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
         )
         fused = self.neck(tapped_tokens, height // patch_size, width // patch_size)
         predicted_depth = self.head(fused, output_size=(height, width))
@@ -496,12 +590,13 @@ class DepthAnythingHFForDepthEstimation(DepthAnythingHFPreTrainedModel):
 
         encoder_features = last_patch_tokens if output_encoder_features else None
         if not return_dict:
-            output = tuple(v for v in (predicted_depth, hidden_states, encoder_features) if v is not None)
+            output = tuple(v for v in (predicted_depth, hidden_states, attentions, encoder_features) if v is not None)
             return ((loss,) + output) if loss is not None else output
         return DepthAnythingHFOutput(
             loss=loss,
             predicted_depth=predicted_depth,
             hidden_states=hidden_states,
+            attentions=attentions,
             encoder_features=encoder_features,
         )
 
@@ -543,7 +638,20 @@ class DepthAnythingHFForDepthEstimation(DepthAnythingHFPreTrainedModel):
                 return checkpoints.load_transformers_model(
                     cls, pretrained_model_name_or_path, config_dict, hub_kwargs, kwargs.get("dtype")
                 )
-        return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        try:
+            return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        except Exception as error:
+            # safetensors' own error names no file. Matched by name: this file imports only torch and transformers.
+            if type(error).__name__ != "SafetensorError":
+                raise
+            culprits = [f"{pretrained_model_name_or_path!s}: {error}"]
+            if os.path.isdir(pretrained_model_name_or_path):
+                checkpoints = _package_module("checkpoints", "Naming the unreadable weights file")
+                culprits = checkpoints.unreadable_files(pretrained_model_name_or_path) or culprits
+            raise OSError(
+                "Cannot load the model weights, a file is truncated or corrupt (a save or download cut short): "
+                + "; ".join(culprits)
+            ) from error
 
     def export_to_transformers(self, save_directory: str | os.PathLike) -> None:
         """Write a checkpoint that plain transformers loads as `DepthAnythingForDepthEstimation` (config.json,

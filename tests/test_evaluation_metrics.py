@@ -233,12 +233,50 @@ def test_dataset_average_is_over_images_not_pixels():
     assert (summary["num_images"], summary["num_skipped"]) == (2, 1)
 
 
+def test_numpy_and_torch_inputs_give_the_same_metrics():
+    depth = _scene_depth()
+    prediction = 2.0 / depth + 0.1 * torch.rand(depth.shape, generator=torch.Generator().manual_seed(3))
+    valid = depth < 8
+    settings = dict(prediction_type="disparity", protocol="midas", depth_cap=10.0)
+    expected = compute_metrics(prediction, depth, valid, **settings)
+    assert expected["abs_rel"] > 0.01
+    for arrays in (
+        (prediction.numpy(), depth.numpy(), valid.numpy()),
+        (prediction, depth.numpy(), valid.numpy()),
+        (prediction.numpy(), depth, None),
+    ):
+        reference = expected if arrays[2] is not None else compute_metrics(prediction, depth, **settings)
+        assert compute_metrics(*arrays, **settings) == pytest.approx(reference, rel=1e-6)
+
+
+@pytest.mark.parametrize(("millimetre_rows", "crop"), [(48, "eigen"), (24, None)])
+def test_ground_truth_in_millimetres_is_an_error_not_a_skip(millimetre_rows, crop):
+    # The whole frame, or half of it, in millimetres under NYU's 10 m cap: once all skipped, once scored on the
+    # other half as a perfect prediction.
+    depth = _scene_depth()
+    depth[:millimetre_rows] *= 1000
+    with pytest.raises(ValueError, match="ground truth beyond depth_cap: wrong units"):
+        compute_metrics(
+            1.0 / depth, depth, prediction_type="disparity", protocol="disparity", depth_cap=10.0, min_depth=1e-3,
+            crop=crop,
+        )  # fmt: skip
+    # Far ground truth in metres (a window, the sky) beyond the cap is left out, not mistaken for millimetres.
+    depth = _scene_depth()
+    depth[:16] = 1e4
+    metrics = compute_metrics(
+        1.0 / depth, depth, prediction_type="disparity", protocol="disparity", depth_cap=10.0, crop=crop
+    )
+    assert metrics["abs_rel"] == pytest.approx(0.0, abs=1e-6)
+
+
 def test_malformed_inputs_raise_clear_errors():
     depth = _scene_depth()
     with pytest.raises(ValueError, match="same size"):
         compute_metrics(torch.ones(10, 10), depth, prediction_type="disparity", protocol="disparity")
     with pytest.raises(TypeError, match="prediction must be a 2-D"):
-        compute_metrics(depth.numpy(), depth, prediction_type="depth", protocol="metric")
+        compute_metrics(depth.tolist(), depth, prediction_type="depth", protocol="metric")
+    with pytest.raises(TypeError, match="gt_depth must be a 2-D floating-point"):
+        compute_metrics(depth, (depth * 1000).numpy().astype("uint16"), prediction_type="depth", protocol="metric")
     with pytest.raises(ValueError, match="depth_cap is required"):
         compute_metrics(1.0 / depth, depth, prediction_type="disparity", protocol="midas")
     with pytest.raises(TypeError, match="valid_mask"):

@@ -3,18 +3,23 @@
 import argparse
 import json
 import runpy
+import shutil
 import sys
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from depth_anything_hf import DepthAnythingHFForDepthEstimation, __version__
 from depth_anything_hf.cli import build_parser
 from depth_anything_hf.data import middlebury_motorcycle_sample, sample_to_tensors
 from depth_anything_hf.evaluation import compute_metrics, get_preset
-from depth_anything_hf.evaluation.runner import evaluate_model, evaluation_dataset
+from depth_anything_hf.evaluation.reporting import results_table
+from depth_anything_hf.evaluation.runner import EvaluationError, evaluate_model, evaluation_dataset
 from depth_anything_hf.image_processing_depth_anything_hf import DepthAnythingHFImageProcessor
 
 HELD_OUT = "train[-10%:]"
@@ -157,3 +162,53 @@ def test_eval_flags_share_the_training_grammar_and_precision_names():
     assert arguments.mixed_precision == "bf16"
     with pytest.raises(SystemExit):
         _cli(["eval", "ckpt", "--dataset", "kitti=/data/kitti", "--mixed_precision", "float16"])
+
+
+def _copy_frames(source: Path, destination: Path, count: int) -> Path:
+    """The first `count` frames of the synthetic RGB-D folder, copied with their metadata lines."""
+    destination.mkdir()
+    lines = (source / "metadata.jsonl").read_text().splitlines()[:count]
+    for line in lines:
+        row = json.loads(line)
+        for name in (row["file_name"], row["depth_file_name"]):
+            shutil.copy(source / name, destination / name)
+    (destination / "metadata.jsonl").write_text("\n".join(lines) + "\n")
+    return destination
+
+
+def test_every_file_that_fails_to_decode_is_counted_as_skipped(tiny_checkpoint, synthetic_rgbd, tmp_path):
+    folder = _copy_frames(synthetic_rgbd, tmp_path / "frames", 4)
+    (folder / "train_1_0001.jpg").unlink()
+    (folder / "train_1_0002.depth.png").write_bytes(b"not a png")
+    results = evaluate_model(str(tiny_checkpoint), [evaluation_dataset(f"rgbd_folder={folder}")])
+    (row,) = results["evaluations"]
+    assert (row["num_images"], row["num_skipped"], row["num_undecodable"]) == (2, 2, 2)
+    assert "| RGB-D folder | `disparity` | 2 (2) |" in results_table(results["evaluations"])
+
+
+def test_a_failing_dataset_is_named_and_the_others_results_are_written(tiny_checkpoint, synthetic_rgbd, tmp_path):
+    good = _copy_frames(synthetic_rgbd, tmp_path / "good", 2)
+    empty = _copy_frames(synthetic_rgbd, tmp_path / "empty", 2)
+    for depth_file in empty.glob("*.depth.png"):
+        Image.fromarray(np.zeros((256, 256), np.uint16)).save(depth_file)
+    millimetres = _copy_frames(synthetic_rgbd, tmp_path / "millimetres", 2)
+    # Depth in millimetres declared as metres: under the 10 m cap of NYU it would all be left out.
+    metadata = millimetres / "metadata.jsonl"
+    metadata.write_text(metadata.read_text().replace('"depth_unit": "millimeter"', '"depth_unit": "meter"'))
+    specs = (f"rgbd_folder={good}", f"rgbd_folder={empty}", "middlebury=skimage")
+    datasets = [evaluation_dataset(spec) for spec in specs]
+    datasets.append((replace(get_preset("nyu"), data_format="folder"), str(millimetres)))
+
+    with pytest.raises(EvaluationError) as raised:
+        evaluate_model(str(tiny_checkpoint), datasets, output_dir=tmp_path)
+    message = str(raised.value)
+    assert f"dataset 'rgbd_folder' ({empty}): ValueError: No image could be scored (2 without 10 valid" in message
+    assert (
+        f"dataset 'nyu' ({millimetres}): ValueError: sample 'train_1_0000.jpg': ground truth beyond depth_cap: "
+        "wrong units?"
+    ) in message
+    written = json.loads((tmp_path / "results.json").read_text())
+    assert [(row["dataset"], row["path"]) for row in written["evaluations"]] == [
+        ("rgbd_folder", str(good)), ("middlebury", "skimage")
+    ]
+    assert [failure["path"] for failure in written["failures"]] == [str(empty), str(millimetres)]

@@ -1,3 +1,4 @@
+import functools
 import math
 
 import numpy as np
@@ -168,6 +169,31 @@ def test_losses_stay_finite_with_gradients_on_degenerate_maps(case):
         assert loss.item() == 0.0 and loss.requires_grad
         (gradient,) = torch.autograd.grad(loss, prediction)
         assert torch.isfinite(gradient).all()
+
+
+@pytest.mark.parametrize("bad_value", [math.nan, math.inf, -math.inf])
+def test_a_non_finite_prediction_on_a_valid_pixel_gives_a_non_finite_loss(bad_value):
+    # A diverged model must not pass for an unusable map (scored 0) or for an outlier pixel (dropped).
+    prediction, target, valid = random_maps(5, shape=(2, 6, 6), valid_fraction=1.0)
+    prediction[0, 2, 3] = bad_value
+    mix = torch.zeros(2, 6, 6)
+    mix[:, :3] = 1
+    for loss in (
+        affine_invariant_loss(prediction, target, valid),
+        affine_invariant_loss(prediction, target, valid, ignore_largest_fraction=0.5),
+        gradient_matching_loss(prediction, target, valid),
+        cutmix_unlabeled_loss(prediction, target, target.flip(-1), mix, valid),
+        cutmix_unlabeled_loss(
+            prediction, target, target.flip(-1), mix, valid,
+            pixel_loss=functools.partial(affine_invariant_pixel_losses, ignore_largest_fraction=0.5),
+        ),
+        silog_loss(prediction, target + 1, valid),
+    ):
+        assert not torch.isfinite(loss)
+    # Outside the valid pixels a non-finite prediction is not scored at all.
+    valid[0, 2, 3] = False
+    expected = affine_invariant_loss(prediction.nan_to_num(0.0), target, valid)
+    torch.testing.assert_close(affine_invariant_loss(prediction, target, valid), expected)
 
 
 def test_ignore_largest_fraction_drops_exactly_the_largest_pixels():

@@ -26,7 +26,12 @@ def transformers_twin(model: DepthAnythingHFForDepthEstimation, directory) -> De
 def test_parameter_counts_match_the_released_models(size, expected):
     with torch.device("meta"):
         model = DepthAnythingHFForDepthEstimation(DepthAnythingHFConfig.from_variant("v2", size))
-    assert sum(parameter.numel() for parameter in model.parameters()) == expected
+    # The released count includes DINOv2's mask token and the deepest fusion block's first residual unit, which
+    # has no input: both are buffers here (loaded and exported, never trained).
+    assert sum(tensor.numel() for tensor in model.state_dict().values()) == expected
+    dead_unit = 2 * (model.config.fusion_hidden_size**2 * 9 + model.config.fusion_hidden_size)
+    untrained = dead_unit + model.config.hidden_size
+    assert sum(parameter.numel() for parameter in model.parameters()) == expected - untrained
 
 
 def test_variants_carry_their_tapped_layers(tiny_config):
@@ -210,6 +215,12 @@ def test_official_checkpoint_round_trip_through_plain_transformers(tmp_path, off
         official["depth_head.scratch.refinenet1.resConfUnit1.conv2.bias"],
     )
     torch.testing.assert_close(exported["head.conv3.weight"], official["depth_head.scratch.output_conv2.2.weight"])
+    # The deepest block's first residual unit has no input; its weights still travel unchanged.
+    torch.testing.assert_close(
+        exported["neck.fusion_stage.layers.0.residual_layer1.convolution1.weight"],
+        official["depth_head.scratch.refinenet4.resConfUnit1.conv1.weight"],
+    )
+    assert checkpoints.ours_to_official(model.state_dict()).keys() == official.keys()
 
     pixel_values = torch.randn(1, 3, 518, 518)
     with torch.no_grad():
@@ -365,3 +376,76 @@ def test_released_sizes_match_transformers(tmp_path, size):
     pixel_values = torch.randn(1, 3, 518, 518)
     with torch.no_grad():
         assert relative_error(model(pixel_values).predicted_depth, reference(pixel_values).predicted_depth) <= 1e-5
+
+
+# --- the checks of transformers' ModelTesterMixin, written out (its test utilities are not installed) ------------
+
+
+def test_eager_attention_returns_the_attention_maps_of_transformers(tmp_path, tiny_model):
+    pixel_values = torch.randn(1, 3, 518, 518)  # the stored grid: no pos-embed interpolation
+    tiny_model.export_to_transformers(tmp_path)
+    plain = DepthAnythingForDepthEstimation.from_pretrained(tmp_path, attn_implementation="eager").eval()
+    tiny_model.set_attn_implementation("eager")
+    with torch.no_grad():
+        expected = plain(pixel_values, output_attentions=True).attentions
+        outputs = tiny_model(pixel_values, output_attentions=True)
+        as_tuple = tiny_model(pixel_values, output_attentions=True, return_dict=False)
+    num_tokens = 37 * 37 + 1
+    assert len(outputs.attentions) == len(expected) == tiny_model.config.num_hidden_layers
+    for ours, theirs in zip(outputs.attentions, expected):
+        assert ours.shape == (1, tiny_model.config.num_attention_heads, num_tokens, num_tokens)
+        torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(as_tuple[1], outputs.attentions)
+
+    tiny_model.config.output_attentions = True  # as the mixin does: from the config
+    with torch.no_grad():
+        assert len(tiny_model(pixel_values[..., :56, :56]).attentions) == tiny_model.config.num_hidden_layers
+
+
+def test_the_input_embeddings_are_the_patch_embedding(tiny_model):
+    assert tiny_model.get_input_embeddings() is tiny_model.encoder.patch_embed
+
+
+def test_output_attentions_under_sdpa_is_a_clear_error(tiny_model):
+    assert tiny_model.config._attn_implementation == "sdpa"
+    with pytest.raises(ValueError, match="output_attentions=True is not supported with attn_implementation='sdpa'"):
+        tiny_model(torch.randn(1, 3, 28, 28), output_attentions=True)
+
+
+def test_bool_masked_pos_uses_the_mask_token_as_dinov2_does(tiny_config):
+    from transformers import Dinov2Config, Dinov2Model
+
+    from depth_anything_hf.training.encoder_init import dinov2_to_encoder_state_dict
+
+    torch.manual_seed(0)
+    dinov2_config = Dinov2Config(hidden_size=32, num_hidden_layers=4, num_attention_heads=2, image_size=518)
+    dinov2 = Dinov2Model(dinov2_config).eval()
+    with torch.no_grad():
+        dinov2.embeddings.mask_token.normal_()
+    model = DepthAnythingHFForDepthEstimation(tiny_config()).eval()  # the mask token arrives with the weights
+    model.encoder.load_state_dict(dinov2_to_encoder_state_dict(dinov2.state_dict(), model.encoder))
+    pixel_values = torch.randn(2, 3, 518, 518)
+    bool_masked_pos = torch.rand(2, 37 * 37) < 0.4
+    with torch.no_grad():
+        expected = dinov2(pixel_values, bool_masked_pos=bool_masked_pos).last_hidden_state[:, 1:]
+        masked = model(pixel_values, bool_masked_pos=bool_masked_pos, output_encoder_features=True).encoder_features
+        unmasked = model(pixel_values, output_encoder_features=True).encoder_features
+    torch.testing.assert_close(masked, expected, rtol=1e-4, atol=1e-5)
+    assert (masked - unmasked).abs().max() > 0.1
+    with pytest.raises(ValueError, match="bool_masked_pos must have shape"):
+        model(pixel_values, bool_masked_pos=bool_masked_pos[:, :10])
+
+
+@pytest.mark.parametrize("checkpointing", [False, True])
+def test_every_parameter_gets_a_gradient_in_training(tiny_model, checkpointing):
+    # A parameter without a gradient is refused by DistributedDataParallel and kept by no optimiser step.
+    tiny_model.train()
+    if checkpointing:
+        tiny_model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    pixel_values, target = torch.randn(2, 3, 42, 42), torch.rand(2, 42, 42)
+    for bool_masked_pos in (None, torch.rand(2, 9) < 0.5):
+        tiny_model.zero_grad(set_to_none=True)
+        tiny_model(pixel_values, labels=target, bool_masked_pos=bool_masked_pos).loss.backward()
+        for name, parameter in tiny_model.named_parameters():
+            assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
+    assert {"encoder.mask_token", "neck.fusion_blocks.3.residual_unit1.conv1.weight"} <= set(tiny_model.state_dict())

@@ -13,9 +13,9 @@ def test_block_residuals_match_the_layer_scale_formula(tiny_model):
         block.ls1.gamma.uniform_(0.5, 2.0)
         block.ls2.gamma.uniform_(-2.0, -0.5)
         hidden_states = torch.randn(2, 13, 32)
-        after_attention = hidden_states + block.attn(block.norm1(hidden_states)) * block.ls1.gamma
+        after_attention = hidden_states + block.attn(block.norm1(hidden_states))[0] * block.ls1.gamma
         expected = after_attention + block.mlp(block.norm2(after_attention)) * block.ls2.gamma
-        torch.testing.assert_close(block(hidden_states), expected)
+        torch.testing.assert_close(block(hidden_states)[0], expected)
 
 
 def test_drop_path_in_training_drops_residual_branches_per_sample(tiny_config):
@@ -26,12 +26,12 @@ def test_drop_path_in_training_drops_residual_branches_per_sample(tiny_config):
     block = model.encoder.blocks[-1]  # drop probability 0.5
     hidden_states = torch.randn(64, 13, 32)
     with torch.no_grad():
-        attention = block.ls1(block.attn(block.norm1(hidden_states))) / 0.5
+        attention = block.ls1(block.attn(block.norm1(hidden_states))[0]) / 0.5
         candidates = []
         for after_attention in (hidden_states, hidden_states + attention):
             mlp = block.ls2(block.mlp(block.norm2(after_attention))) / 0.5
             candidates += [after_attention, after_attention + mlp]
-        output = block(hidden_states)
+        output = block(hidden_states)[0]
     matches = torch.stack([(output - candidate).abs().amax(dim=(1, 2)) < 1e-5 for candidate in candidates])
     assert matches.any(dim=0).all()
     assert (matches.sum(dim=1) > 0).sum() >= 3  # 64 samples: the four outcomes are all but sure to occur

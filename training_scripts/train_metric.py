@@ -25,7 +25,6 @@ import copy
 import math
 from pathlib import Path
 
-import torch
 from accelerate.logging import get_logger
 from accelerate.utils import gather_object
 
@@ -41,9 +40,19 @@ from depth_anything_hf.evaluation.runner import (
     score_samples,
     write_results,
 )
-from depth_anything_hf.training.arguments import check_training_arguments, positive_int, training_parser
+from depth_anything_hf.training.arguments import (
+    check_training_arguments,
+    positive_int,
+    tracker_config,
+    training_arguments,
+    training_parser,
+)
 from depth_anything_hf.training.batches import metric_depth_batch, normalize_images
-from depth_anything_hf.training.checkpointing import checkpoint_folder, register_process_states, resume_from_checkpoint
+from depth_anything_hf.training.checkpointing import (
+    checkpoint_folder,
+    register_process_states,
+    resume_from_checkpoint,
+)
 from depth_anything_hf.training.encoder_init import model_from_checkpoint
 from depth_anything_hf.training.export import save_final_model, write_model_folder
 from depth_anything_hf.training.runtime import (
@@ -54,7 +63,7 @@ from depth_anything_hf.training.runtime import (
     start_accelerator,
 )
 from depth_anything_hf.training.streams import labeled_stream
-from depth_anything_hf.training.tracking import TrainingProgress, tracker_config
+from depth_anything_hf.training.tracking import TrainingProgress
 
 logger = get_logger(__name__)
 
@@ -205,7 +214,7 @@ def main(args: argparse.Namespace) -> DepthAnythingHFForDepthEstimation:
     generator = register_process_states(accelerator, args.seed, labeled=stream)
     best = BestValidation()
     accelerator.register_for_checkpointing(best)
-    global_step = resume_from_checkpoint(accelerator, args.output_dir, args.resume_from_checkpoint)
+    global_step = resume_from_checkpoint(accelerator, args.output_dir, args.resume_from_checkpoint, args)
     accelerator.init_trackers("train_metric", config=tracker_config(args))
     if not args.validation_sets:
         logger.warning("No --validation_dataset: the run is not validated and no best model is kept")
@@ -225,7 +234,7 @@ def main(args: argparse.Namespace) -> DepthAnythingHFForDepthEstimation:
                 logger.info(f"Kept the model of step {step} in {best_dir}")
         accelerator.wait_for_everyone()
 
-    progress = TrainingProgress(accelerator, args, max_train_steps, global_step, "metric")
+    progress = TrainingProgress(accelerator, args, max_train_steps, global_step, "metric", model)
     model.train()
     while not progress.finished:
         with accelerator.accumulate(model):
@@ -249,7 +258,9 @@ def main(args: argparse.Namespace) -> DepthAnythingHFForDepthEstimation:
             if args.validation_sets and (step % args.validation_steps == 0 or step == max_train_steps):
                 validate_and_keep_best(step)
             if step % args.checkpointing_steps == 0:
-                with checkpoint_folder(accelerator, args.output_dir, step, args.checkpoints_total_limit) as save_path:
+                with checkpoint_folder(
+                    accelerator, args.output_dir, step, args.checkpoints_total_limit, training_arguments(args)
+                ) as save_path:
                     accelerator.save_state(save_path)
 
     progress.close()

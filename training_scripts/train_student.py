@@ -30,6 +30,8 @@ from depth_anything_hf.mixed_precision import autocast_dtype
 from depth_anything_hf.training.arguments import (
     check_training_arguments,
     require_relative_model,
+    tracker_config,
+    training_arguments,
     training_parser,
     unlabeled_ratio,
 )
@@ -40,7 +42,11 @@ from depth_anything_hf.training.batches import (
     pseudo_labeled_batch,
     split_batch_size,
 )
-from depth_anything_hf.training.checkpointing import checkpoint_folder, register_process_states, resume_from_checkpoint
+from depth_anything_hf.training.checkpointing import (
+    checkpoint_folder,
+    register_process_states,
+    resume_from_checkpoint,
+)
 from depth_anything_hf.training.encoder_init import NO_ENCODER_INIT, FrozenFeatureEncoder
 from depth_anything_hf.training.export import save_final_model
 from depth_anything_hf.training.objectives import (
@@ -57,7 +63,7 @@ from depth_anything_hf.training.runtime import (
     start_accelerator,
 )
 from depth_anything_hf.training.streams import labeled_stream, pseudo_labeled_stream, unlabeled_image_stream
-from depth_anything_hf.training.tracking import TrainingProgress, tracker_config
+from depth_anything_hf.training.tracking import TrainingProgress
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -158,10 +164,10 @@ def main(args: argparse.Namespace) -> DepthAnythingHFForDepthEstimation:
     )
     loss_settings = StudentLossSettings(args.alpha, args.gradient_matching_weight, args.ignore_largest_fraction)
     generator = register_process_states(accelerator, args.seed, **streams)
-    global_step = resume_from_checkpoint(accelerator, args.output_dir, args.resume_from_checkpoint)
+    global_step = resume_from_checkpoint(accelerator, args.output_dir, args.resume_from_checkpoint, args)
     accelerator.init_trackers("train_student", config=tracker_config(args))
 
-    progress = TrainingProgress(accelerator, args, max_train_steps, global_step, "student")
+    progress = TrainingProgress(accelerator, args, max_train_steps, global_step, "student", model)
     model.train()
     while not progress.finished:
         with accelerator.accumulate(model):
@@ -217,7 +223,11 @@ def main(args: argparse.Namespace) -> DepthAnythingHFForDepthEstimation:
             )
             if progress.global_step % args.checkpointing_steps == 0:
                 with checkpoint_folder(
-                    accelerator, args.output_dir, progress.global_step, args.checkpoints_total_limit
+                    accelerator,
+                    args.output_dir,
+                    progress.global_step,
+                    args.checkpoints_total_limit,
+                    training_arguments(args),
                 ) as save_path:
                     accelerator.save_state(save_path)
 

@@ -21,9 +21,19 @@ from accelerate.utils import gather_object
 
 from depth_anything_hf import DepthAnythingHFForDepthEstimation
 from depth_anything_hf.data.transforms import PairedResizeCropFlip
-from depth_anything_hf.training.arguments import check_training_arguments, require_relative_model, training_parser
+from depth_anything_hf.training.arguments import (
+    check_training_arguments,
+    require_relative_model,
+    tracker_config,
+    training_arguments,
+    training_parser,
+)
 from depth_anything_hf.training.batches import labeled_batch, normalize_images
-from depth_anything_hf.training.checkpointing import checkpoint_folder, register_process_states, resume_from_checkpoint
+from depth_anything_hf.training.checkpointing import (
+    checkpoint_folder,
+    register_process_states,
+    resume_from_checkpoint,
+)
 from depth_anything_hf.training.export import save_final_model
 from depth_anything_hf.training.objectives import depth_loss, teacher_flat_maps
 from depth_anything_hf.training.runtime import (
@@ -34,7 +44,7 @@ from depth_anything_hf.training.runtime import (
     start_accelerator,
 )
 from depth_anything_hf.training.streams import labeled_stream
-from depth_anything_hf.training.tracking import TrainingProgress, tracker_config
+from depth_anything_hf.training.tracking import TrainingProgress
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -67,10 +77,10 @@ def main(args: argparse.Namespace) -> DepthAnythingHFForDepthEstimation:
     model, optimizer, scheduler = prepare_optimization(accelerator, model, args, max_train_steps)
     geometry = PairedResizeCropFlip(args.resolution)
     generator = register_process_states(accelerator, args.seed, labeled=stream)
-    global_step = resume_from_checkpoint(accelerator, args.output_dir, args.resume_from_checkpoint)
+    global_step = resume_from_checkpoint(accelerator, args.output_dir, args.resume_from_checkpoint, args)
     accelerator.init_trackers("train_teacher", config=tracker_config(args))
 
-    progress = TrainingProgress(accelerator, args, max_train_steps, global_step, "teacher")
+    progress = TrainingProgress(accelerator, args, max_train_steps, global_step, "teacher", model)
     model.train()
     while not progress.finished:
         with accelerator.accumulate(model):
@@ -90,7 +100,11 @@ def main(args: argparse.Namespace) -> DepthAnythingHFForDepthEstimation:
             progress.end_step(optimizer, lambda: ("labeled", batch.images, predicted_disparity, batch.disparity))
             if progress.global_step % args.checkpointing_steps == 0:
                 with checkpoint_folder(
-                    accelerator, args.output_dir, progress.global_step, args.checkpoints_total_limit
+                    accelerator,
+                    args.output_dir,
+                    progress.global_step,
+                    args.checkpoints_total_limit,
+                    training_arguments(args),
                 ) as save_path:
                     accelerator.save_state(save_path)
 

@@ -30,6 +30,7 @@ pixels are skipped and counted.
 
 import math
 
+import numpy as np
 import torch
 
 from .alignment import centered_moments, fit_scale_and_shift, median_scale
@@ -41,6 +42,8 @@ METRIC_NAMES = ("abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "silog", "delt
 # Metrics for which larger is better; the others are errors.
 HIGHER_IS_BETTER = ("delta1", "delta2", "delta3")
 MIN_VALID_PIXELS = 10
+# Ground truth this many times beyond the dataset's depth cap is not in metres (millimetres are 1000 times).
+UNIT_CHECK_FACTOR = 10
 ORIENTATION_CORRELATION_LIMIT = -0.5
 
 
@@ -101,7 +104,9 @@ def evaluation_mask(
 def _check_inputs(prediction, gt_depth, valid_mask, prediction_type, protocol, depth_cap, min_depth) -> None:
     for name, tensor in (("prediction", prediction), ("gt_depth", gt_depth)):
         if not isinstance(tensor, torch.Tensor) or not tensor.is_floating_point() or tensor.ndim != 2:
-            raise TypeError(f"{name} must be a 2-D floating-point torch.Tensor [H, W], got {_describe(tensor)}")
+            raise TypeError(
+                f"{name} must be a 2-D floating-point torch.Tensor or numpy array [H, W], got {_describe(tensor)}"
+            )
     if prediction.shape != gt_depth.shape:
         raise ValueError(
             f"prediction {tuple(prediction.shape)} and gt_depth {tuple(gt_depth.shape)} must have the same size; "
@@ -128,6 +133,32 @@ def _check_inputs(prediction, gt_depth, valid_mask, prediction_type, protocol, d
         raise ValueError(f"min_depth must be >= 0, got {min_depth}")
     if depth_cap is not None and min_depth is not None and min_depth >= depth_cap:
         raise ValueError(f"min_depth ({min_depth}) must be smaller than depth_cap ({depth_cap})")
+
+
+def _as_tensors(prediction, gt_depth, valid_mask) -> tuple:
+    """numpy arrays as torch tensors (ground truth is often loaded with numpy), on the prediction's device."""
+    prediction, gt_depth, valid_mask = (
+        torch.from_numpy(np.ascontiguousarray(value)) if isinstance(value, np.ndarray) else value
+        for value in (prediction, gt_depth, valid_mask)
+    )
+    if isinstance(prediction, torch.Tensor):
+        gt_depth, valid_mask = (
+            value.to(prediction.device) if isinstance(value, torch.Tensor) else value for value in (gt_depth, valid_mask)
+        )
+    return prediction, gt_depth, valid_mask
+
+
+def _check_depth_units(gt_depth: torch.Tensor, measured: torch.Tensor, depth_cap: float) -> None:
+    """Raise when at least half of the measured ground truth lies beyond `UNIT_CHECK_FACTOR` x `depth_cap`: depth
+    in millimetres or centimetres rather than metres, which the cap would otherwise silently leave out."""
+    count = int(measured.sum())
+    beyond = int((gt_depth[measured] >= UNIT_CHECK_FACTOR * depth_cap).sum())
+    if count and 2 * beyond >= count:
+        raise ValueError(
+            f"ground truth beyond depth_cap: wrong units? {beyond} of {count} measured pixels are at or beyond "
+            f"{UNIT_CHECK_FACTOR:g} x depth_cap = {UNIT_CHECK_FACTOR * depth_cap:g} m (median "
+            f"{gt_depth[measured].median().item():g}); gt_depth must be in metres (millimetres: divide by 1000)"
+        )
 
 
 def _describe(value) -> str:
@@ -184,7 +215,7 @@ def compute_metrics(
 
     Args:
         prediction: [H, W] model output at the ground-truth resolution: disparity for relative
-            models, metres for metric models.
+            models, metres for metric models. A torch tensor or a numpy array, as are the next two.
         gt_depth: [H, W] ground-truth depth in metres (non-positive or non-finite = invalid).
         valid_mask: optional [H, W] bool mask of usable ground truth.
         prediction_type: `"disparity"` or `"depth"`; what `prediction` holds (required).
@@ -204,10 +235,16 @@ def compute_metrics(
 
     Raises:
         TypeError / ValueError on malformed input, a protocol that does not fit the prediction type,
-        a non-finite prediction on a scored pixel, or an anti-correlated (wrongly oriented) prediction.
+        a non-finite prediction on a scored pixel, an anti-correlated (wrongly oriented) prediction, or
+        ground truth of which half or more lies beyond 10 x depth_cap (not in metres).
     """
+    prediction, gt_depth, valid_mask = _as_tensors(prediction, gt_depth, valid_mask)
     _check_inputs(prediction, gt_depth, valid_mask, prediction_type, protocol, depth_cap, min_depth)
-    mask = evaluation_mask(gt_depth, valid_mask, min_depth=min_depth, depth_cap=depth_cap, crop=resolve_crop(crop))
+    crop = resolve_crop(crop)
+    mask = evaluation_mask(gt_depth, valid_mask, min_depth=min_depth, depth_cap=depth_cap, crop=crop)
+    if depth_cap is not None:
+        measured = evaluation_mask(gt_depth, valid_mask, min_depth=min_depth, depth_cap=None, crop=crop)
+        _check_depth_units(gt_depth, measured, depth_cap)
     if int(mask.sum()) < MIN_VALID_PIXELS:
         return None
     predicted = prediction[mask].float()
@@ -252,6 +289,7 @@ class MetricsAverager:
         self._sums = dict.fromkeys(METRIC_NAMES, 0.0)
         self.num_images = 0
         self.num_skipped = 0
+        self.num_undecodable = 0
 
     def update(self, image_metrics: dict[str, float] | None) -> None:
         """Add one image's `compute_metrics` result (None = skipped image)."""
@@ -271,14 +309,19 @@ class MetricsAverager:
                 total._sums[name] += averager._sums[name]
             total.num_images += averager.num_images
             total.num_skipped += averager.num_skipped
+            total.num_undecodable += averager.num_undecodable
         return total
 
     def compute(self) -> dict:
-        """`{"metrics": per-image means, "num_images": images averaged, "num_skipped": ...}`."""
+        """`{"metrics": per-image means, "num_images": images averaged, "num_skipped": images not averaged,
+        "num_undecodable": those of them whose files failed to decode}`. `num_undecodable` is set by the caller,
+        which reads the files."""
+        skipped = f"{self.num_skipped} without {MIN_VALID_PIXELS} valid pixels, {self.num_undecodable} not decodable"
         if self.num_images == 0:
-            raise ValueError(f"No image had {MIN_VALID_PIXELS} or more valid pixels ({self.num_skipped} skipped)")
+            raise ValueError(f"No image could be scored ({skipped})")
         return {
             "metrics": {name: total / self.num_images for name, total in self._sums.items()},
             "num_images": self.num_images,
-            "num_skipped": self.num_skipped,
+            "num_skipped": self.num_skipped + self.num_undecodable,
+            "num_undecodable": self.num_undecodable,
         }

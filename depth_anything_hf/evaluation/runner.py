@@ -29,6 +29,14 @@ MIDDLEBURY_SKIMAGE = "skimage"
 RESULTS_FILE = "results.json"
 
 
+class EvaluationError(RuntimeError):
+    """At least one dataset could not be evaluated; `results` holds what was computed (also in results.json)."""
+
+    def __init__(self, message: str, results: dict):
+        super().__init__(message)
+        self.results = results
+
+
 def code_version() -> str:
     """The package version, plus the git commit when the package runs from a git checkout."""
     from .. import __version__
@@ -201,14 +209,16 @@ def score_samples(
                 gt_depth = sample["depth"].to(device)
                 valid_mask = sample["valid_mask"].to(device)
                 for protocol, averager in averagers.items():
-                    averager.update(
-                        compute_metrics(
+                    try:
+                        image_metrics = compute_metrics(
                             prediction["predicted_depth"], gt_depth, valid_mask,
                             prediction_type=prediction_type, protocol=protocol,
                             depth_cap=depth_cap, min_depth=min_depth, crop=crop,
                             check_orientation=False,  # the type comes from the model's config
                         )
-                    )
+                    except ValueError as error:
+                        raise ValueError(f"sample {sample['id']!r}: {error}") from error
+                    averager.update(image_metrics)
             progress.update(len(batch))
     return averagers
 
@@ -267,24 +277,65 @@ def evaluate_model(
         raise ValueError(f"{model_name_or_path} is a relative (disparity) model: use protocols 'disparity' or 'midas'")
     processor = DepthAnythingHFImageProcessor.from_model_config(model.config, size=input_size)
 
-    evaluations = []
+    evaluations, failures = [], []
     for preset, path in datasets:
-        samples = load_evaluation_samples(preset, path, split)
-        if max_images is not None:
-            samples = samples[:max_images] if isinstance(samples, list) else samples.take(max_images)
-        depth_cap = evaluation_depth_cap(preset, model.config)
-        averagers = score_samples(
-            model, processor, samples, protocols,
-            prediction_type=prediction_type, min_depth=preset.min_depth, depth_cap=depth_cap, crop=preset.crop,
-            batch_size=batch_size, flip_average=flip_average, dtype=forward_dtype, num_workers=num_workers,
-            description=f"{preset.name} ({path})", total=len(samples) if isinstance(samples, list) else max_images,
-        )  # fmt: skip
-        for protocol, averager in averagers.items():
-            evaluations.append(evaluation_row(preset, path, split, protocol, averager, depth_cap))
+        try:
+            evaluations += _evaluate_dataset(
+                model, processor, preset, path, protocols, prediction_type, batch_size, flip_average, split,
+                max_images, forward_dtype, num_workers,
+            )
+        except Exception as error:  # noqa: BLE001 - reported with the dataset's name once the others are done
+            failures.append({"dataset": preset.name, "path": path, "error": f"{type(error).__name__}: {error}"})
 
     results = results_document(
         model_name_or_path, model.config, evaluations, processor.size["height"], flip_average, mixed_precision
     )
+    if failures:
+        results["failures"] = failures
     if output_dir is not None:
         write_results(results, output_dir)
+    if failures:
+        written = f"; the results of the other datasets are in {Path(output_dir) / 'results.json'}" if output_dir else ""
+        raise EvaluationError(
+            "Evaluation failed on "
+            + "; ".join(f"dataset {entry['dataset']!r} ({entry['path']}): {entry['error']}" for entry in failures)
+            + written,
+            results,
+        )
     return results
+
+
+def _evaluate_dataset(
+    model, processor, preset: DatasetPreset, path: str, protocols, prediction_type: str, batch_size: int,
+    flip_average: bool, split: str, max_images: int | None, forward_dtype: torch.dtype | None, num_workers: int,
+) -> list[dict]:
+    """One results.json evaluation per protocol for one dataset; see `evaluate_model`."""
+    samples = load_evaluation_samples(preset, path, split)
+    if max_images is not None:
+        samples = samples[:max_images] if isinstance(samples, list) else samples.take(max_images)
+    expected = _expected_sample_count(samples, preset, max_images)
+    depth_cap = evaluation_depth_cap(preset, model.config)
+    averagers = score_samples(
+        model, processor, samples, protocols,
+        prediction_type=prediction_type, min_depth=preset.min_depth, depth_cap=depth_cap, crop=preset.crop,
+        batch_size=batch_size, flip_average=flip_average, dtype=forward_dtype, num_workers=num_workers,
+        description=f"{preset.name} ({path})", total=expected or max_images,
+    )  # fmt: skip
+    rows = []
+    for protocol, averager in averagers.items():
+        # Samples whose files failed to decode were skipped by the loader with a warning naming each.
+        if expected is not None:
+            averager.num_undecodable = expected - averager.num_images - averager.num_skipped
+        rows.append(evaluation_row(preset, path, split, protocol, averager, depth_cap))
+    return rows
+
+
+def _expected_sample_count(samples, preset: DatasetPreset, max_images: int | None) -> int | None:
+    """How many samples the loader should yield: the list's length, or for the file formats one per record
+    (`load_labeled_dataset` gives each record its own shard); None for datasets in the labeled schema, which
+    are read as they are."""
+    if isinstance(samples, list):
+        return len(samples)
+    if preset.data_format == "datasets":
+        return None
+    return samples.n_shards if max_images is None else min(samples.n_shards, max_images)

@@ -6,11 +6,15 @@ adds its own flags (see `training_scripts/`). Flags follow the diffusers trainin
 
 import argparse
 
-from ..data.specs import GRAMMAR, parse_dataset_spec
+from ..data.specs import GRAMMAR, DatasetSpec, parse_dataset_spec
 from ..mixed_precision import MIXED_PRECISION_CHOICES
 
 DEFAULT_MODEL_CONFIG = "v2-small"
 DEFAULT_ENCODER_INIT = "facebook/dinov2-small"
+# `--encoder_init` for a random encoder.
+NO_ENCODER_INIT = "none"
+# Where `resume_from_checkpoint` keeps the changes made on resuming (see `checkpointing.py`).
+RESUME_HISTORY = "resume_history"
 
 
 def positive_int(value: str) -> int:
@@ -209,3 +213,38 @@ def require_relative_model(parser: argparse.ArgumentParser, args: argparse.Names
             f"{'--model_config ' + str(args.model_config) if args.model_config else '--init_from ' + str(args.init_from)}"
             " is metric: fine-tune metric depth with training_scripts/train_metric.py"
         )
+def tracker_config(args: argparse.Namespace) -> dict:
+    """The run's arguments as scalars and strings, which every tracker (TensorBoard hparams too) accepts."""
+    config = {}
+    for name, value in vars(args).items():
+        if value is None or name == RESUME_HISTORY:
+            continue
+        if isinstance(value, (list, tuple)):
+            value = ",".join(str(item) for item in value)
+        elif not isinstance(value, (bool, int, float, str)):
+            value = str(value)
+        config[name] = value
+    return config
+
+
+def dataset_names(args: argparse.Namespace) -> list[str]:
+    """The datasets a run trains on, as given on the command line (for the model card)."""
+    specs: list[DatasetSpec] = getattr(args, "dataset", [])
+    return [spec.path for spec in specs] + list(getattr(args, "unlabeled_dataset", [])) + list(
+        getattr(args, "pseudo_labels", [])
+    )
+
+
+def training_arguments(args: argparse.Namespace) -> dict:
+    """What `training_args.json` records, in every checkpoint and next to the final model: the arguments
+    (`tracker_config`), the datasets and `base_model` (`--init_from` or `--encoder_init`, which the model card
+    reads: it decides the licence) and, after a resume with
+    changed arguments, `resume_history`: every earlier value with the checkpoint it changed at."""
+    record = tracker_config(args)
+    record["datasets"] = dataset_names(args)
+    base_model = getattr(args, "init_from", None) or args.encoder_init
+    if base_model != NO_ENCODER_INIT:
+        record["base_model"] = base_model
+    if getattr(args, RESUME_HISTORY, None):
+        record[RESUME_HISTORY] = getattr(args, RESUME_HISTORY)
+    return record

@@ -4,6 +4,7 @@ Every random choice (crop, flip) is drawn from the `generator` passed in, which 
 so a resumed run draws what an uninterrupted one would.
 """
 
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,6 +17,9 @@ from ..data import decode_rgb, sample_to_tensors
 from ..data.transforms import PairedResizeCropFlip
 from ..data_engine.labeling import label_teacher_inputs, teacher_input_images
 from ..losses import depth_to_normalized_disparity
+
+# Every process warns about its own samples.
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -61,10 +65,21 @@ def _cropped_labeled_maps(
     examples: Sequence[dict], geometry: PairedResizeCropFlip, device: torch.device, generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Labeled-schema examples -> (images [B, 3, R, R], depth, valid and sky masks [B, R, R]) through one resize,
-    crop and flip each; disparity ground truth is inverted to depth."""
+    crop and flip each; disparity ground truth is inverted to depth.
+
+    A sample without a valid depth or sky pixel adds nothing to the loss: it is named in a warning. A batch
+    in which no sample has one would train on a loss of 0 and is an error, as is therefore a stream without
+    any supervised pixel (all-zero or all-NaN depth maps, for instance)."""
     images, depths, valid_masks, sky_masks = [], [], [], []
+    unsupervised = []
     for example in examples:
         sample = sample_to_tensors(example)
+        if not (sample["valid_mask"] | sample["sky_mask"]).any():
+            unsupervised.append(f"{sample['id']!r} of dataset {sample['dataset']!r}")
+            logger.warning(
+                f"Labeled sample {unsupervised[-1]} has no supervised pixel (no positive finite depth, no sky): "
+                "it adds nothing to the loss"
+            )
         depth = sample["depth"]
         if sample["depth_kind"] == "disparity":
             # depth_to_normalized_disparity inverts depth; zero disparity (infinitely far) becomes invalid.
@@ -80,6 +95,12 @@ def _cropped_labeled_maps(
         depths.append(cropped.depth)
         valid_masks.append(cropped.valid_mask)
         sky_masks.append(cropped.sky_mask)
+    if len(unsupervised) == len(examples):
+        raise ValueError(
+            f"No labeled sample of this batch has a supervised pixel ({', '.join(unsupervised)}): the loss would "
+            "be 0 and the step would train nothing. Their depth maps are empty (0 = no depth), NaN or not "
+            "positive; check the dataset and its depth_unit."
+        )
     return torch.stack(images), torch.stack(depths), torch.stack(valid_masks), torch.stack(sky_masks)
 
 

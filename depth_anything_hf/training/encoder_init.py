@@ -33,8 +33,8 @@ from transformers import PreTrainedConfig
 from .. import checkpoints
 from ..configuration_depth_anything_hf import DepthAnythingHFConfig
 from ..modeling_depth_anything_hf import DepthAnythingHFForDepthEstimation, DinoVisionTransformer
+from .arguments import NO_ENCODER_INIT
 
-NO_ENCODER_INIT = "none"
 DEPTH_ANYTHING_MODEL_TYPES = ("depth_anything_hf", "depth_anything")
 OFFICIAL_SUFFIXES = (".pth", ".pt")
 
@@ -198,7 +198,7 @@ class FrozenFeatureEncoder(nn.Module):
 
     @torch.no_grad()
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        _, last_patch_tokens, _ = self.encoder(pixel_values)
+        _, last_patch_tokens, _, _ = self.encoder(pixel_values)
         return last_patch_tokens
 
 

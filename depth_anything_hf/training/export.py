@@ -10,10 +10,8 @@ from accelerate import Accelerator
 
 from ..hub import push_to_hub
 from ..image_processing_depth_anything_hf import DepthAnythingHFImageProcessor
-from .encoder_init import NO_ENCODER_INIT
-from .tracking import dataset_names, tracker_config
-
-TRAINING_ARGS_FILE = "training_args.json"
+from .arguments import training_arguments
+from .checkpointing import TRAINING_ARGS_FILE
 
 
 def write_model_folder(model, args: argparse.Namespace, directory: str | Path) -> None:
@@ -22,11 +20,7 @@ def write_model_folder(model, args: argparse.Namespace, directory: str | Path) -
     directory = Path(directory)
     model.save_pretrained(directory, safe_serialization=True)
     DepthAnythingHFImageProcessor.from_model_config(model.config, size=args.resolution).save_pretrained(directory)
-    training_args = tracker_config(args)
-    training_args["datasets"] = dataset_names(args)
-    base_model = args.init_from or args.encoder_init
-    if base_model != NO_ENCODER_INIT:
-        training_args["base_model"] = base_model
+    training_args = training_arguments(args)
     (directory / TRAINING_ARGS_FILE).write_text(json.dumps(training_args, indent=2), encoding="utf-8")
 
 

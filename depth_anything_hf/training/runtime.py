@@ -78,9 +78,9 @@ def prepare_for_training(
 def freeze_unused_parameters(model: DepthAnythingHFForDepthEstimation) -> list[str]:
     """Freeze the parameters that no forward pass uses, and return their names.
 
-    DINOv2's mask token serves its masked-image pre-training only, and the deepest DPT fusion block has no skip
-    input for its first residual unit (as in the official DPT). Left trainable they never get a gradient, which
-    DistributedDataParallel refuses. They are found by one small forward and backward pass.
+    Every parameter of the model gets a gradient (DINOv2's mask token and the input-less residual unit of the
+    deepest fusion block are buffers); this guards encoders or heads that leave one unused, which
+    DistributedDataParallel refuses. Such parameters are found by one small forward and backward pass.
     """
     patch_size = model.config.patch_size
     pixel_values = torch.zeros(1, model.config.num_channels, 2 * patch_size, 2 * patch_size)

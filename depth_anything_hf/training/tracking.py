@@ -12,31 +12,10 @@ from accelerate.utils import gather_object
 from tqdm.auto import tqdm
 
 from ..data.skipping import skipped_sample_ids, skipped_samples_summary
-from ..data.specs import DatasetSpec
+from .checkpointing import list_checkpoints
+from .divergence import NonFiniteLossMonitor, TrainingDivergedError, non_finite_parameters
 
 logger = get_logger(__name__)
-
-
-def tracker_config(args: argparse.Namespace) -> dict:
-    """The run's arguments as scalars and strings, which every tracker (TensorBoard hparams too) accepts."""
-    config = {}
-    for name, value in vars(args).items():
-        if value is None:
-            continue
-        if isinstance(value, (list, tuple)):
-            value = ",".join(str(item) for item in value)
-        elif not isinstance(value, (bool, int, float, str)):
-            value = str(value)
-        config[name] = value
-    return config
-
-
-def dataset_names(args: argparse.Namespace) -> list[str]:
-    """The datasets a run trains on, as given on the command line (for the model card)."""
-    specs: list[DatasetSpec] = getattr(args, "dataset", [])
-    return [spec.path for spec in specs] + list(getattr(args, "unlabeled_dataset", [])) + list(
-        getattr(args, "pseudo_labels", [])
-    )
 
 
 class Throughput:
@@ -118,13 +97,24 @@ def log_depth_examples(
 class TrainingProgress:
     """Counts optimiser steps and, after each one, updates the progress bar, logs the mean losses, learning
     rates and images/s every `--logging_steps` and example depth maps every `--image_logging_steps`. (The
-    scripts save checkpoints themselves, in their loops.)"""
+    scripts save checkpoints themselves, in their loops, after `end_step`.)
+
+    Before each log, each `--checkpointing_steps` step and the end of training it raises
+    `TrainingDivergedError`, naming the step, once a loss has been non-finite; at checkpoint steps and the end
+    also when a weight of `model` is: no checkpoint or model after a divergence is written (`divergence.py`)."""
 
     def __init__(
-        self, accelerator: Accelerator, args: argparse.Namespace, max_train_steps: int, global_step: int, name: str
+        self,
+        accelerator: Accelerator,
+        args: argparse.Namespace,
+        max_train_steps: int,
+        global_step: int,
+        name: str,
+        model: torch.nn.Module,
     ):
         self.accelerator = accelerator
         self.args = args
+        self.model = model
         self.max_train_steps = max_train_steps
         self.global_step = global_step
         self.bar = tqdm(
@@ -136,6 +126,7 @@ class TrainingProgress:
         self.flat_maps = torch.zeros((), dtype=torch.long, device=accelerator.device)
         self.flat_maps_total = 0
         self.last_logged_step = global_step
+        self.non_finite_losses = NonFiniteLossMonitor(accelerator)
 
     @property
     def finished(self) -> bool:
@@ -147,9 +138,39 @@ class TrainingProgress:
         """`flat_maps`: the maps of this micro-batch that the affine-invariant loss left out
         (`objectives.*_flat_maps`); None for losses that drop none (SiLog)."""
         self.running_losses.add({f"loss/{name}": value for name, value in losses.items()})
+        self.non_finite_losses.add(losses, self.global_step + 1)
         self.throughput.add(num_images)
         if flat_maps is not None:
             self.flat_maps += flat_maps.detach()
+
+    def check_finite(self, check_weights: bool) -> None:
+        """Raise `TrainingDivergedError` if a loss so far (or, with `check_weights`, a weight) is not finite."""
+        first_step = self.non_finite_losses.first_non_finite_step()
+        bad_parameters = non_finite_parameters(self.accelerator.unwrap_model(self.model)) if check_weights else []
+        if first_step is None and not bad_parameters:
+            return
+        checkpoints = list_checkpoints(self.args.output_dir)
+        problems = []
+        if first_step is not None:
+            problems.append(
+                f"the loss became NaN or infinite at step {first_step} (a non-finite prediction, or pseudo-label)"
+            )
+        if bad_parameters:
+            names = ", ".join(bad_parameters[:5]) + (" ..." if len(bad_parameters) > 5 else "")
+            problems.append(
+                f"{len(bad_parameters)} weight tensors are NaN or infinite at step {self.global_step} ({names})"
+            )
+        problem = " and ".join(problems)
+        last_good = (
+            f"the last checkpoint, {checkpoints[-1]}, was saved before and holds finite weights: resume from it"
+            if checkpoints
+            else "no checkpoint had been saved: start again"
+        )
+        raise TrainingDivergedError(
+            f"Training diverged: {problem}. Nothing was saved after it; {last_good} with a lower learning rate "
+            "(--encoder_learning_rate, --decoder_learning_rate), gradient clipping (--max_grad_norm) or "
+            "--mixed_precision bf16 instead of fp16."
+        )
 
     def end_step(
         self,
@@ -160,6 +181,9 @@ class TrainingProgress:
         args = self.args
         self.global_step += 1
         self.bar.update(1)
+        is_checkpoint_step = self.global_step % args.checkpointing_steps == 0
+        if self.global_step % args.logging_steps == 0 or is_checkpoint_step or self.finished:
+            self.check_finite(check_weights=is_checkpoint_step or self.finished)
         if self.global_step % args.logging_steps == 0 or self.finished:
             logs = {**self.running_losses.reduce(self.accelerator), **learning_rates(optimizer)}
             logs["images_per_second"] = self.throughput.rate()
