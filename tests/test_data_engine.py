@@ -143,7 +143,8 @@ def test_written_dataset_holds_original_bytes_and_the_teachers_clean_prediction(
             expected = teacher(pixel_values).predicted_depth[0]
         disparity = torch.from_numpy(np.asarray(row["disparity"]))
         assert disparity.shape == expected.shape and min(disparity.shape) == TEACHER_RESOLUTION
-        assert disparity.std() > 0.01
+        # Not a constant map: a fresh head starts near its last bias (1.0) with a spread of about 1e-3 to 1e-2.
+        assert disparity.std() > 1e-3
         torch.testing.assert_close(disparity, expected, rtol=2e-3, atol=2e-3)
         sizes.add(tuple(disparity.shape))
     assert len(sizes) >= 3, "the sources must exercise images of different processed sizes"

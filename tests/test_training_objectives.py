@@ -290,8 +290,9 @@ def test_flat_maps_are_logged_with_a_warning(tmp_path, caplog):
     logged = []
     accelerator.log = lambda values, step: logged.append((step, values))
     args = argparse.Namespace(logging_steps=2, image_logging_steps=0, checkpointing_steps=100, output_dir=str(tmp_path))
-    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
-    progress = TrainingProgress(accelerator, args, max_train_steps=4, global_step=0, name="test")
+    model = torch.nn.Linear(1, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    progress = TrainingProgress(accelerator, args, max_train_steps=4, global_step=0, name="test", model=model)
     with caplog.at_level(logging.WARNING):
         for flat in (0, 3, 0, 0):
             progress.add_micro_batch({"labeled": torch.tensor(0.5)}, 2, torch.tensor(flat))

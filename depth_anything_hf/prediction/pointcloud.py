@@ -3,7 +3,7 @@
 Camera frame as OpenCV's: x right, y down, z forward (the depth), pixel centres at integer coordinates
 (u = column, v = row). A relative model's output is disparity up to an unknown scale and shift, so it becomes
 depth only through an explicit conversion, `1 / depth = scale * disparity + shift`: given by the user, or
-fitted by least squares to sparse metric points (the zero-shot alignment of METHOD.md section 5).
+fitted by least squares to sparse metric points (the zero-shot alignment of docs/method.md section 5).
 """
 
 import csv
