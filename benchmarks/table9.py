@@ -26,6 +26,7 @@ so a stopped run continues where it was, and rows trained by separate commands a
 """
 
 import argparse
+import concurrent.futures
 import importlib
 import importlib.util
 import json
@@ -59,6 +60,7 @@ SCRIPTS = REPO_ROOT / "training_scripts"
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "synthetic-rgbd"
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "table9_config.json"
 HOLDOUT_SPLIT = "train[-10%:]"
+WALLPAPERS = Path("/usr/share/wallpapers")  # Debian's plasma-workspace-wallpapers
 STUDENT_ROWS = ("student_ll", "student_lu", "student_lus", "student_full")
 ROW_TITLES = {
     "prior": "ground-plane prior (disparity linear in the row)",
@@ -107,7 +109,18 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="call the scripts' main() in this process instead of one process each (no interpreter start-up: "
         "for smoke tests; the scripts' output then goes to this process's console)",
     )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="train this many seeds at once, one process each, with os.cpu_count() // jobs intra-op threads (at "
+        "least 1) unless OMP_NUM_THREADS is set",
+    )
     args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error(f"--jobs must be at least 1, got {args.jobs}")
+    if args.jobs > 1 and args.in_process:
+        parser.error("--jobs > 1 runs the scripts in their own processes; it cannot be combined with --in_process")
     if args.quick:
         args.seeds, args.rows = args.seeds[:1], ["student_full"]
     return args
@@ -118,6 +131,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 # --------------------------------------------------------------------------------------------------------------
 
 
+def pixel_count(path: Path) -> int:
+    with Image.open(path) as image:  # reads the header only
+        return image.width * image.height
+
+
 def real_photo_paths() -> list[Path]:
     """The real photographs available offline, in a fixed order (never the Middlebury frame scored on)."""
     roots = []
@@ -125,7 +143,6 @@ def real_photo_paths() -> list[Path]:
         spec = importlib.util.find_spec(package)
         if spec is not None:
             roots.append(Path(spec.origin).parent / ("images" if package == "mvtbdata" else "data"))
-    roots.append(Path("/usr/share/wallpapers"))
     paths = []
     for root in roots:
         if root.is_dir():
@@ -134,6 +151,11 @@ def real_photo_paths() -> list[Path]:
                 for path in root.rglob("*")
                 if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file() and "motorcycle" not in path.name
             )
+    # A wallpaper ships one picture at several sizes, a dark variant and a screenshot: take its largest picture once.
+    for wallpaper in sorted(WALLPAPERS.glob("*/contents/images")):
+        sizes = [path for path in wallpaper.iterdir() if path.suffix.lower() in IMAGE_EXTENSIONS]
+        if sizes:
+            paths.append(max(sizes, key=pixel_count))
     return paths
 
 
@@ -199,9 +221,11 @@ def is_trained(folder: Path) -> bool:
     return (folder / "config.json").is_file() and (folder / "model.safetensors").is_file()
 
 
-def run_script(script: str, arguments: list[str], log_path: Path, in_process: bool = False) -> float:
+def run_script(
+    script: str, arguments: list[str], log_path: Path, in_process: bool = False, threads: int | None = None
+) -> float:
     """Run `training_scripts/<script>` with `arguments`, its output to `log_path` (or, `in_process`, its `main`
-    here); returns the seconds taken."""
+    here), with `threads` intra-op threads unless OMP_NUM_THREADS is set; returns the seconds taken."""
     command = [sys.executable, str(SCRIPTS / script), *arguments]
     start = time.perf_counter()
     if in_process:
@@ -212,10 +236,15 @@ def run_script(script: str, arguments: list[str], log_path: Path, in_process: bo
         # pseudo_label.main parses its argv; the training scripts' main takes parsed arguments.
         module.main(arguments) if script == "pseudo_label.py" else module.main(module.parse_args(arguments))
         return time.perf_counter() - start
+    environment = dict(os.environ)
+    if threads is not None:
+        environment.setdefault("OMP_NUM_THREADS", str(threads))
     with open(log_path, "w") as log:
         log.write(" ".join(command) + "\n")
         log.flush()
-        completed = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT, check=False)
+        completed = subprocess.run(
+            command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT, env=environment, check=False
+        )
     if completed.returncode != 0:
         raise RuntimeError(f"{script} failed (exit code {completed.returncode}); see {log_path}")
     return time.perf_counter() - start
@@ -250,13 +279,14 @@ def train_seed(args: argparse.Namespace, data: dict, seed: int, rows: tuple[str,
     seed_dir.mkdir(parents=True, exist_ok=True)
     seconds = {}
     labeled = ["--dataset", data["labeled"]]
+    threads = max(1, (os.cpu_count() or 1) // args.jobs) if args.jobs > 1 else None
 
     def train(name: str, script: str, arguments: list[str]) -> None:
         if is_trained(seed_dir / name):
             print(f"seed {seed}: {name} exists, reused", flush=True)
             return
         print(f"seed {seed}: training {name}", flush=True)
-        seconds[name] = run_script(script, arguments, seed_dir / f"{name}.log", args.in_process)
+        seconds[name] = run_script(script, arguments, seed_dir / f"{name}.log", args.in_process, threads)
 
     teacher = seed_dir / "teacher"
     train(
@@ -271,7 +301,7 @@ def train_seed(args: argparse.Namespace, data: dict, seed: int, rows: tuple[str,
         for source in data["unlabeled"]:
             arguments += ["--unlabeled_dataset", source]
         seconds["pseudo_labels"] = run_script(
-            "pseudo_label.py", arguments, seed_dir / "pseudo_labels.log", args.in_process
+            "pseudo_label.py", arguments, seed_dir / "pseudo_labels.log", args.in_process, threads
         )
 
     # Students differ from the teacher only in their seed stream, so the L_l row is not the teacher re-run.
@@ -376,12 +406,14 @@ def main(argv=None) -> dict:
     student_rows = tuple(name for name in STUDENT_ROWS if name in args.rows)
     model_rows = ("teacher", *student_rows)
 
-    seconds, per_seed = {}, {}
-    for seed in args.seeds:
-        seconds[seed] = train_seed(args, data, seed, student_rows)
-        per_seed[seed] = {
-            name: evaluate_checkpoint(args, args.output_dir / f"seed{seed}" / name) for name in model_rows
-        }
+    with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        # The threads only wait on the scripts' processes; list() re-raises the first failure.
+        trainings = list(pool.map(lambda seed: train_seed(args, data, seed, student_rows), args.seeds))
+    seconds = dict(zip(args.seeds, trainings))
+    per_seed = {
+        seed: {name: evaluate_checkpoint(args, args.output_dir / f"seed{seed}" / name) for name in model_rows}
+        for seed in args.seeds
+    }
     prior = evaluate_ground_plane_prior(args)
 
     rows = {

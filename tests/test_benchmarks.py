@@ -71,3 +71,12 @@ def test_training_benchmark(benchmark_module):
     assert [row["resolution"] for row in results["student"]] == [56]
     assert all(rate > 0 for rate in results["student"][0].values())
     assert set(results["pseudo_labeling"]) == {"bare", "engine_forward", "engine_from_photos"}
+
+
+def test_data_loading_benchmark(benchmark_module, synthetic_rgbd):
+    arguments = ["--dataset", str(synthetic_rgbd), "--resolution", "56", "--batch_size", "2", "--steps", "1"]
+    seconds = benchmark_module("data_loading").main(
+        TINY + arguments + ["--warmup_steps", "0", "--rounds", "1", "--prefetch_examples", "2"]
+    )
+    assert list(seconds) == ["in memory", "read here", "prefetch 2"]
+    assert all(value > 0 for value in seconds.values())

@@ -9,6 +9,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
 
+from depth_anything_hf.data import load_labeled_dataset, sample_to_tensors
 from depth_anything_hf.data.specs import DatasetSpec, parse_dataset_spec
 from depth_anything_hf.training.arguments import unlabeled_ratio
 from depth_anything_hf.training.checkpointing import (
@@ -18,6 +19,7 @@ from depth_anything_hf.training.checkpointing import (
     list_checkpoints,
     resume_from_checkpoint,
 )
+from depth_anything_hf.training import streams
 from depth_anything_hf.training.streams import ResumableStream
 
 
@@ -25,34 +27,74 @@ def _numbers(ids):
     yield from ({"id": number} for number in ids)
 
 
-def numbers_stream(count: int = 5) -> ResumableStream:
+def numbers_stream(count: int = 5, prefetch_examples: int = 0) -> ResumableStream:
     """`count` examples, one shard each, shuffled by shard order as the training streams are."""
     dataset = datasets.IterableDataset.from_generator(_numbers, gen_kwargs={"ids": list(range(count))})
-    return ResumableStream(dataset.shuffle(seed=3, buffer_size=1), "numbers")
+    return ResumableStream(dataset.shuffle(seed=3, buffer_size=1), "numbers", prefetch_examples=prefetch_examples)
 
 
 def ids(examples) -> list[int]:
     return [example["id"] for example in examples]
 
 
-def test_a_stream_visits_every_example_once_per_pass_in_a_new_order():
-    stream = numbers_stream()
+@pytest.mark.parametrize("prefetch_examples", [0, 2])
+def test_a_stream_visits_every_example_once_per_pass_in_a_new_order(prefetch_examples):
+    stream = numbers_stream(prefetch_examples=prefetch_examples)
     first_pass, second_pass = ids(stream.take(5)), ids(stream.take(5))
     assert sorted(first_pass) == sorted(second_pass) == list(range(5))
     assert first_pass != second_pass
     assert stream.epoch == 1
 
 
+# (prefetch before the checkpoint, prefetch after it): a reader process reads ahead, the position is the taken one.
+@pytest.mark.parametrize("prefetch", [(0, 0), (3, 3), (3, 0), (0, 1)])
 @pytest.mark.parametrize("taken_before_checkpoint", [1, 3, 5, 7])
-def test_a_resumed_stream_continues_like_an_uninterrupted_one(taken_before_checkpoint):
+def test_a_resumed_stream_continues_like_an_uninterrupted_one(taken_before_checkpoint, prefetch):
     uninterrupted = ids(numbers_stream().take(13))
-    stream = numbers_stream()
+    stream = numbers_stream(prefetch_examples=prefetch[0])
     before = ids(stream.take(taken_before_checkpoint))
     state = stream.state_dict()
-    resumed = numbers_stream()
+    stream.close()
+    resumed = numbers_stream(prefetch_examples=prefetch[1])
     resumed.load_state_dict(state)
     after = ids(resumed.take(13 - taken_before_checkpoint))
+    resumed.close()
     assert before + after == uninterrupted
+
+
+def _numbers_then_failure(ids):
+    yield from _numbers(ids)
+    raise OSError("disk gone")
+
+
+def test_a_failure_in_the_reader_process_is_raised_with_its_traceback():
+    dataset = datasets.IterableDataset.from_generator(_numbers_then_failure, gen_kwargs={"ids": [0, 1]})
+    stream = ResumableStream(dataset, "failing", prefetch_examples=1)
+    with pytest.raises(RuntimeError, match="(?s)the failing stream's reader process failed.*OSError: disk gone"):
+        stream.take(3)
+
+
+def test_a_killed_reader_process_is_an_error_not_a_hang(monkeypatch):
+    monkeypatch.setattr(streams, "_READER_POLL_SECONDS", 0.05)
+    stream = numbers_stream(prefetch_examples=1)
+    stream.take(1)
+    stream._reader.kill()  # as the kernel's OOM killer would
+    with pytest.raises(RuntimeError, match="numbers stream's reader process exited .*killed"):
+        stream.take(5)
+
+
+def test_labeled_examples_reach_the_batch_as_the_same_tensors_with_and_without_prefetching(synthetic_rgbd):
+    dataset = load_labeled_dataset(str(synthetic_rgbd), streaming=True).take(3)
+    read_here = ResumableStream(dataset, "labeled", transform=sample_to_tensors).take(3)
+    prefetching = ResumableStream(dataset, "labeled", transform=sample_to_tensors, prefetch_examples=2)
+    prefetched = prefetching.take(3)
+    prefetching.close()
+    expected = [sample_to_tensors(example) for example in dataset]
+    for samples in (read_here, prefetched):
+        for sample, reference in zip(samples, expected, strict=True):
+            assert sample["id"] == reference["id"]
+            for name in ("image", "depth", "valid_mask", "sky_mask"):
+                assert torch.equal(sample[name], reference[name])
 
 
 def test_an_empty_stream_is_an_error():

@@ -142,7 +142,9 @@ def test_each_loss_the_learning_rates_throughput_and_depth_maps_are_logged(teach
 
 
 def test_a_killed_student_resumes_like_an_uninterrupted_run(workspace, pseudo_labels, student, tmp_path):
-    arguments = student_arguments(workspace, ["--pseudo_labels", str(pseudo_labels)], tmp_path)
+    # Reader processes read ahead here (the uninterrupted run read in its own process): same examples, same order.
+    prefetching = ["--pseudo_labels", str(pseudo_labels), "--prefetch_examples", "3"]
+    arguments = student_arguments(workspace, prefetching, tmp_path)
     process = subprocess.Popen(
         [sys.executable, *arguments], env=ENVIRONMENT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )

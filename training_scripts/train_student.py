@@ -134,10 +134,17 @@ def main(args: argparse.Namespace) -> DepthAnythingHFForDepthEstimation:
         teacher = DepthAnythingHFForDepthEstimation.from_pretrained(args.teacher).to(accelerator.device).eval()
         teacher_processor = DepthAnythingHFImageProcessor.from_pretrained(args.teacher)
         unlabeled = unlabeled_image_stream(
-            args.unlabeled_dataset, accelerator, args.seed, args.shuffle_buffer_size, teacher_processor
+            args.unlabeled_dataset,
+            accelerator,
+            args.seed,
+            args.shuffle_buffer_size,
+            teacher_processor,
+            prefetch_examples=args.prefetch_examples,
         )
     else:
-        unlabeled = pseudo_labeled_stream(args.pseudo_labels, accelerator, args.seed, args.shuffle_buffer_size)
+        unlabeled = pseudo_labeled_stream(
+            args.pseudo_labels, accelerator, args.seed, args.shuffle_buffer_size, args.prefetch_examples
+        )
     streams = {"unlabeled": unlabeled}
     labeled = None
     if args.num_labeled:
@@ -148,6 +155,7 @@ def main(args: argparse.Namespace) -> DepthAnythingHFForDepthEstimation:
             args.shuffle_buffer_size,
             args.dataset_split,
             zero_depth_is_sky=args.zero_depth_is_sky,
+            prefetch_examples=args.prefetch_examples,
         )
 
     max_train_steps = resolve_max_train_steps(
@@ -173,9 +181,7 @@ def main(args: argparse.Namespace) -> DepthAnythingHFForDepthEstimation:
         with accelerator.accumulate(model):
             labeled_part = None
             if labeled is not None:
-                labeled_part = labeled_batch(
-                    labeled.take(args.num_labeled), geometry, accelerator.device, generator
-                )
+                labeled_part = labeled_batch(labeled.take(args.num_labeled), geometry, accelerator.device, generator)
             samples = unlabeled.take(args.num_unlabeled)
             if teacher is not None:
                 samples = online_pseudo_labeled_samples(

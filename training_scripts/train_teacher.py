@@ -68,6 +68,7 @@ def main(args: argparse.Namespace) -> DepthAnythingHFForDepthEstimation:
         args.shuffle_buffer_size,
         args.dataset_split,
         zero_depth_is_sky=args.zero_depth_is_sky,
+        prefetch_examples=args.prefetch_examples,
     )
     max_train_steps = resolve_max_train_steps(
         args,

@@ -64,7 +64,7 @@ def normalize_images(images: torch.Tensor) -> torch.Tensor:
 def _cropped_labeled_maps(
     examples: Sequence[dict], geometry: PairedResizeCropFlip, device: torch.device, generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Labeled-schema examples -> (images [B, 3, R, R], depth, valid and sky masks [B, R, R]) through one resize,
+    """Labeled-schema examples (decoded, or their `sample_to_tensors` form) -> (images [B, 3, R, R], depth, valid and sky masks [B, R, R]) through one resize,
     crop and flip each; disparity ground truth is inverted to depth.
 
     A sample without a valid depth or sky pixel adds nothing to the loss: it is named in a warning. A batch
@@ -73,7 +73,8 @@ def _cropped_labeled_maps(
     images, depths, valid_masks, sky_masks = [], [], [], []
     unsupervised = []
     for example in examples:
-        sample = sample_to_tensors(example)
+        # The labeled stream hands over tensors already (`labeled_stream`), decoded examples are converted here.
+        sample = example if isinstance(example["image"], torch.Tensor) else sample_to_tensors(example)
         if not (sample["valid_mask"] | sample["sky_mask"]).any():
             unsupervised.append(f"{sample['id']!r} of dataset {sample['dataset']!r}")
             logger.warning(
