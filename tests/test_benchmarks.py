@@ -80,3 +80,13 @@ def test_data_loading_benchmark(benchmark_module, synthetic_rgbd):
     )
     assert list(seconds) == ["in memory", "read here", "prefetch 2"]
     assert all(value > 0 for value in seconds.values())
+
+
+def test_data_engine_benchmark(benchmark_module, synthetic_rgbd, tiny_config, tmp_path):
+    tiny_config(image_size=28).to_json_file(tmp_path / "tiny.json")
+    arguments = ["--images", str(synthetic_rgbd), "--model_config", str(tmp_path / "tiny.json"), "--resolution", "28"]
+    results = benchmark_module("data_engine").main(
+        arguments + ["--num_images", "12", "--shard_size", "4", "--batch_size", "2", "--bare_iterations", "1"]
+    )
+    assert results["ratio"] == pytest.approx(results["engine_images_per_second"] / results["bare_images_per_second"])
+    assert results["resident_mib_peak"] > 0  # sampled from the start; a 12-image run may end between samples
