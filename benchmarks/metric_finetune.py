@@ -73,6 +73,9 @@ def parse_args():
         "toy run of 150 steps from a weak encoder barely leaves the initial constant 10 m with it)",
     )
     parser.add_argument("--mixed_precision", choices=["no", "bf16", "fp16"], default="no", help="ours only")
+    parser.add_argument(
+        "--prefetch_examples", type=int, default=0, help="ours only: train_metric.py's reader process look-ahead"
+    )
     parser.add_argument("--max_validation_images", type=int, help="default: all 120 held-out images")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work_dir", help="where the runs are written (default: a temporary folder)")
@@ -199,7 +202,7 @@ def ours(args, init_from: Path, work_dir: Path) -> tuple[DepthAnythingHFForDepth
             "--max_train_steps", str(args.steps), "--max_depth", str(args.max_depth), "--min_depth", str(args.min_depth),
             "--encoder_learning_rate", str(args.learning_rate), "--checkpointing_steps", str(10 * args.steps),
             "--report_to", "none", "--output_dir", str(work_dir / "ours"), "--seed", str(args.seed),
-            "--mixed_precision", args.mixed_precision,
+            "--mixed_precision", args.mixed_precision, "--prefetch_examples", str(args.prefetch_examples),
         ]))  # fmt: skip
     finally:
         train_metric.TrainingProgress.end_step = end_step
