@@ -40,7 +40,9 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--num_images", type=int, default=10_000)
     parser.add_argument("--images", type=Path, default=DEFAULT_DATA, help="a folder whose *.jpg files are cycled")
-    parser.add_argument("--model_config", type=Path, default=DEFAULT_CONFIG, help="the teacher's config JSON")
+    parser.add_argument(
+        "--model_config", default=str(DEFAULT_CONFIG), help="the teacher's config: a JSON file or a variant (v2-small)"
+    )
     parser.add_argument("--resolution", type=int, default=112, help="the teacher's input size (its processor's)")
     parser.add_argument("--batch_size", type=int, default=16, help="pseudo_label.py --batch_size")
     parser.add_argument("--shard_size", type=int, default=1000, help="pseudo_label.py --shard_size")
@@ -60,7 +62,10 @@ def build_inputs(args, root: Path) -> tuple[Path, Path]:
     for index in range(args.num_images):
         (unlabeled / f"{index:06d}.jpg").symlink_to(sources[index % len(sources)].resolve())
     torch.manual_seed(0)
-    config = DepthAnythingHFConfig.from_dict(json.loads(args.model_config.read_text()))
+    if Path(args.model_config).is_file():
+        config = DepthAnythingHFConfig.from_dict(json.loads(Path(args.model_config).read_text()))
+    else:
+        config = DepthAnythingHFConfig.from_variant_name(args.model_config)
     teacher = root / "teacher"
     DepthAnythingHFForDepthEstimation(config).save_pretrained(teacher)
     DepthAnythingHFImageProcessor.from_model_config(config, size=args.resolution).save_pretrained(teacher)
@@ -142,7 +147,7 @@ def main(argv=None) -> dict:
     }
     print(
         f"\nData engine: {args.num_images} images ({args.images.name}, cycled) through pseudo_label.py, teacher "
-        f"{args.model_config.name} at {args.resolution} px, batch {args.batch_size}, shards of {args.shard_size}, "
+        f"{Path(args.model_config).name} at {args.resolution} px, batch {args.batch_size}, shards of {args.shard_size}, "
         f"cpu, {torch.get_num_threads()} threads, {os.cpu_count()} cores; {engine['seconds']:.0f} s in all\n"
     )
     print("| path | images/s | / bare forward |\n|---|---|---|")
