@@ -151,8 +151,8 @@ def main(argv=None) -> dict:
         f"cpu, {torch.get_num_threads()} threads, {os.cpu_count()} cores; {engine['seconds']:.0f} s in all\n"
     )
     print("| path | images/s | / bare forward |\n|---|---|---|")
-    print(f"| bare teacher forward (pixel values ready) | {bare:.1f} | 1.00 |")
-    print(f"| pseudo_label.py, first to last shard | {engine_rate:.1f} | {results['ratio']:.2f} |")
+    print(f"| bare teacher forward (pixel values ready) | {bare:.2f} | 1.00 |")
+    print(f"| pseudo_label.py, first to last shard | {engine_rate:.2f} | {results['ratio']:.2f} |")
     print("\n| resident memory of pseudo_label.py | MiB |\n|---|---|")
     for label, key in (
         ("after the first shard", "resident_mib_after_first_shard"),
