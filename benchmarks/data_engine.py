@@ -7,7 +7,7 @@
    stream is as long as asked without copying data) and a teacher with random weights (`--model_config`) whose
    saved processor resizes to `--resolution`, as `train_teacher.py` saves one.
 2. Runs `training_scripts/pseudo_label.py` on it, as a user would, sampling the resident memory of its process
-   every `--sample_seconds`, and notes when each parquet shard is committed.
+   every `--sample_seconds`, and reads when each parquet shard was committed (its modification time).
 3. Times a bare teacher forward (pixel values ready in memory, same batch size, same input size) in this process.
 
 Prints a table: the script's images/s between its first and last committed shard (start-up excluded) against the
@@ -73,7 +73,7 @@ def build_inputs(args, root: Path) -> tuple[Path, Path]:
 
 
 def run_data_engine(args, unlabeled: Path, teacher: Path, output_dir: Path) -> dict:
-    """Runs pseudo_label.py; returns the times at which shards were committed and the memory samples."""
+    """Runs pseudo_label.py; returns the times at which its shards were committed and the memory samples."""
     command = [
         sys.executable, str(REPO_ROOT / "training_scripts" / "pseudo_label.py"),
         "--teacher", str(teacher), "--unlabeled_dataset", str(unlabeled), "--output_dir", str(output_dir),
@@ -83,7 +83,7 @@ def run_data_engine(args, unlabeled: Path, teacher: Path, output_dir: Path) -> d
     start = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     watched = psutil.Process(process.pid)
-    shard_times, memory = {}, []  # shard name -> seconds; (seconds, shards committed, resident MiB)
+    seen_shards, memory = set(), []  # (seconds, shards committed so far, resident MiB)
     while process.poll() is None:
         now = time.perf_counter() - start
         with_children = [watched, *watched.children(recursive=True)]
@@ -91,16 +91,16 @@ def run_data_engine(args, unlabeled: Path, teacher: Path, output_dir: Path) -> d
             resident = sum(part.memory_info().rss for part in with_children) / 2**20
         except psutil.NoSuchProcess:  # it ended between poll() and here
             break
-        for shard in shards_dir.glob("*.parquet") if shards_dir.is_dir() else []:
-            shard_times.setdefault(shard.name, now)
-        memory.append((now, len(shard_times), resident))
+        seen_shards.update(shards_dir.glob("*.parquet") if shards_dir.is_dir() else [])
+        memory.append((now, len(seen_shards), resident))
         time.sleep(args.sample_seconds)
     stderr = process.stderr.read()
     if process.returncode != 0:
         sys.exit(f"pseudo_label.py failed (exit code {process.returncode}):\n{stderr[-3000:]}")
-    for shard in shards_dir.glob("*.parquet"):
-        shard_times.setdefault(shard.name, time.perf_counter() - start)
-    return {"seconds": time.perf_counter() - start, "shard_times": sorted(shard_times.values()), "memory": memory}
+    # A shard's modification time is when its writer finished it (the commit renames it, keeping that time):
+    # exact, where the polling above only bounds it to --sample_seconds.
+    commit_times = sorted(shard.stat().st_mtime for shard in shards_dir.glob("*.parquet"))
+    return {"seconds": time.perf_counter() - start, "shard_times": commit_times, "memory": memory}
 
 
 def bare_forward_images_per_second(args, unlabeled: Path, teacher: Path) -> float:
@@ -129,7 +129,10 @@ def main(argv=None) -> dict:
     if len(shard_times) < 2:
         sys.exit("fewer than two shards were written: raise --num_images or lower --shard_size")
     # Throughput after the first shard is committed: start-up (imports, model loading, the source listing) excluded.
-    engine_rate = (args.num_images - args.shard_size) / (shard_times[-1] - shard_times[0])
+    span = shard_times[-1] - shard_times[0]
+    if span <= 0:
+        sys.exit("the shards' modification times do not resolve the run: raise --num_images")
+    engine_rate = (args.num_images - args.shard_size) / span
     memory = [(shards, resident) for _, shards, resident in engine["memory"] if shards >= 1]
 
     def resident_after(shards: int) -> float:
