@@ -1,6 +1,7 @@
 """The documents a newcomer reads first agree with the tree: the README's layout table and docs/method.md, which the
 code cites by section and equation."""
 
+import ast
 import re
 import subprocess
 from pathlib import Path
@@ -49,3 +50,24 @@ def test_method_document_has_every_section_and_equation_the_code_cites():
         assert "METHOD.md" not in text, f"{name} cites METHOD.md, which is not in the repository"
         for cited in re.findall(r"docs/method\.md,? sections? (\d+)", text):
             assert int(cited) in sections, f"{name} cites docs/method.md section {cited}"
+
+
+def setup_extras() -> dict[str, list[str]]:
+    """setup.py's `extras_require`, read from its source (the installed metadata may predate it)."""
+    tree = ast.parse((REPOSITORY / "setup.py").read_text(encoding="utf-8"))
+    keywords = {
+        keyword.arg: keyword.value for node in ast.walk(tree) if isinstance(node, ast.Call) for keyword in node.keywords
+    }
+    return ast.literal_eval(keywords["extras_require"])
+
+
+def test_the_quickstart_command_installs_the_colour_maps_its_last_step_writes():
+    # quickstart.sh ends with `predict --outputs colormap` (matplotlib's Spectral_r), which the core install lacks.
+    assert "--outputs colormap" in (REPOSITORY / "training_scripts" / "quickstart.sh").read_text(encoding="utf-8")
+    readme = (REPOSITORY / "README.md").read_text(encoding="utf-8")
+    quickstart = next(line for line in readme.splitlines() if line.endswith("bash training_scripts/quickstart.sh"))
+    installed = re.search(r'pip install -e "\.\[([\w,]+)\]"', quickstart)
+    assert installed, f"the quickstart command installs no extra: {quickstart}"
+    extras = setup_extras()
+    requirements = [requirement for extra in installed.group(1).split(",") for requirement in extras[extra]]
+    assert any(requirement.startswith("matplotlib") for requirement in requirements), installed.group(0)
