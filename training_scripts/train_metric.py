@@ -62,7 +62,7 @@ from depth_anything_hf.training.runtime import (
     resolve_max_train_steps,
     start_accelerator,
 )
-from depth_anything_hf.training.streams import labeled_stream
+from depth_anything_hf.training.streams import labeled_stream_from_arguments
 from depth_anything_hf.training.tracking import TrainingProgress
 
 logger = get_logger(__name__)
@@ -179,11 +179,7 @@ def validate(accelerator, model, args: argparse.Namespace, processor, step: int)
     results = results_document(args.output_dir, unwrapped.config, evaluations, args.resolution, False, "no")
     results["step"] = step
     accelerator.log(
-        {
-            f"validation/{row['dataset']}/{name}": value
-            for row in evaluations
-            for name, value in row["metrics"].items()
-        },
+        {f"validation/{row['dataset']}/{name}": value for row in evaluations for name, value in row["metrics"].items()},
         step=step,
     )
     return results
@@ -194,15 +190,7 @@ def main(args: argparse.Namespace) -> DepthAnythingHFForDepthEstimation:
     accelerator = start_accelerator(args)
     model = prepare_for_training(metric_model(args), args)
     processor = DepthAnythingHFImageProcessor.from_model_config(model.config, size=args.resolution)
-    stream = labeled_stream(
-        args.dataset,
-        accelerator,
-        args.seed,
-        args.shuffle_buffer_size,
-        args.dataset_split,
-        zero_depth_is_sky=args.zero_depth_is_sky,
-        prefetch_examples=args.prefetch_examples,
-    )
+    stream = labeled_stream_from_arguments(args, accelerator)
     max_train_steps = resolve_max_train_steps(
         args,
         examples_per_epoch=lambda: sum(gather_object([stream.count_examples()])),

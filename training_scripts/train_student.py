@@ -62,7 +62,11 @@ from depth_anything_hf.training.runtime import (
     resolve_max_train_steps,
     start_accelerator,
 )
-from depth_anything_hf.training.streams import labeled_stream, pseudo_labeled_stream, unlabeled_image_stream
+from depth_anything_hf.training.streams import (
+    labeled_stream_from_arguments,
+    pseudo_labeled_stream,
+    unlabeled_image_stream,
+)
 from depth_anything_hf.training.tracking import TrainingProgress
 
 
@@ -148,15 +152,7 @@ def main(args: argparse.Namespace) -> DepthAnythingHFForDepthEstimation:
     streams = {"unlabeled": unlabeled}
     labeled = None
     if args.num_labeled:
-        labeled = streams["labeled"] = labeled_stream(
-            args.dataset,
-            accelerator,
-            args.seed,
-            args.shuffle_buffer_size,
-            args.dataset_split,
-            zero_depth_is_sky=args.zero_depth_is_sky,
-            prefetch_examples=args.prefetch_examples,
-        )
+        labeled = streams["labeled"] = labeled_stream_from_arguments(args, accelerator)
 
     max_train_steps = resolve_max_train_steps(
         args,

@@ -43,7 +43,7 @@ from depth_anything_hf.training.runtime import (
     resolve_max_train_steps,
     start_accelerator,
 )
-from depth_anything_hf.training.streams import labeled_stream
+from depth_anything_hf.training.streams import labeled_stream_from_arguments
 from depth_anything_hf.training.tracking import TrainingProgress
 
 
@@ -61,15 +61,7 @@ def main(args: argparse.Namespace) -> DepthAnythingHFForDepthEstimation:
     """Train, save the final model to `--output_dir`, and return it (this process's copy)."""
     accelerator = start_accelerator(args)
     model = create_model(args)
-    stream = labeled_stream(
-        args.dataset,
-        accelerator,
-        args.seed,
-        args.shuffle_buffer_size,
-        args.dataset_split,
-        zero_depth_is_sky=args.zero_depth_is_sky,
-        prefetch_examples=args.prefetch_examples,
-    )
+    stream = labeled_stream_from_arguments(args, accelerator)
     max_train_steps = resolve_max_train_steps(
         args,
         examples_per_epoch=lambda: sum(gather_object([stream.count_examples()])),

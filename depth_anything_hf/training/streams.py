@@ -16,6 +16,7 @@ the training process would, and hands each over with the dataset position after 
 same with or without prefetching and a run may resume with another N.
 """
 
+import argparse
 import multiprocessing
 import os
 import queue
@@ -226,6 +227,19 @@ def labeled_stream(
         "labeled",
         transform=sample_to_tensors,
         prefetch_examples=prefetch_examples,
+    )
+
+
+def labeled_stream_from_arguments(args: argparse.Namespace, accelerator: Accelerator) -> ResumableStream:
+    """`labeled_stream` of the data flags every training script shares (`arguments.add_data_arguments`)."""
+    return labeled_stream(
+        args.dataset,
+        accelerator,
+        args.seed,
+        args.shuffle_buffer_size,
+        args.dataset_split,
+        zero_depth_is_sky=args.zero_depth_is_sky,
+        prefetch_examples=args.prefetch_examples,
     )
 
 
