@@ -25,12 +25,12 @@ import torch
 from harness import add_model_arguments, build_config, synchronize
 
 from depth_anything_hf import DepthAnythingHFForDepthEstimation
-from depth_anything_hf.data import load_labeled_dataset
+from depth_anything_hf.data import load_labeled_dataset, sample_to_tensors
 from depth_anything_hf.data.transforms import PairedResizeCropFlip
 from depth_anything_hf.training.batches import labeled_batch, normalize_images
 from depth_anything_hf.training.objectives import depth_loss
 from depth_anything_hf.training.runtime import freeze_unused_parameters, parameter_groups
-from depth_anything_hf.training.streams import ResumableStream, sample_to_tensors
+from depth_anything_hf.training.streams import ResumableStream
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "synthetic-rgbd"
 
@@ -70,14 +70,17 @@ def main(argv=None) -> dict[str, float]:
 
     decoded = ResumableStream(dataset, "in memory", transform=sample_to_tensors).take(args.batch_size)
 
-    def stream_of(name: str) -> ResumableStream | None:
-        # A new stream per block: a reader process works only while its own mode is timed.
-        prefetch = 0 if name == "read here" else int(name.removeprefix("prefetch "))
-        return ResumableStream(dataset, name, transform=sample_to_tensors, prefetch_examples=prefetch)
+    # Each mode's look-ahead: None reads nothing (the decoded batch), 0 reads in this process.
+    prefetch_of = {"in memory": None, "read here": 0}
+    prefetch_of |= {f"prefetch {prefetch}": prefetch for prefetch in args.prefetch_examples}
 
     def time_block(name: str) -> float:
         """Seconds of `--steps` consecutive steps after `--warmup_steps`: throughput, the reader keeping pace or not."""
-        stream = None if name == "in memory" else stream_of(name)
+        # A new stream per block: a reader process works only while its own mode is timed.
+        prefetch = prefetch_of[name]
+        stream = None
+        if prefetch is not None:
+            stream = ResumableStream(dataset, name, transform=sample_to_tensors, prefetch_examples=prefetch)
         for index in range(args.warmup_steps + args.steps):
             if index == args.warmup_steps:
                 synchronize(device)
@@ -88,7 +91,7 @@ def main(argv=None) -> dict[str, float]:
             stream.close()
         return time.perf_counter() - start
 
-    names = ["in memory", "read here", *(f"prefetch {prefetch}" for prefetch in args.prefetch_examples)]
+    names = list(prefetch_of)
     seconds = dict.fromkeys(names, 0.0)
     for round_index in range(args.rounds):  # A B C, C B A, ...: slow drifts of the machine fall on every mode
         for name in names if round_index % 2 == 0 else reversed(names):
