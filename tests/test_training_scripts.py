@@ -169,10 +169,19 @@ def test_a_killed_student_resumes_like_an_uninterrupted_run(workspace, pseudo_la
 
 def test_two_cpu_processes_keep_identical_parameters(workspace, teacher, tmp_path):
     # The script's own main, run by torchrun (gloo on CPU), with the teacher labelling online; each process then
-    # saves its copy of the model.
+    # saves its copy of the model. The process group must be destroyed with no DistributedDataParallel wrapper
+    # left holding it: one that frees it later was seen to hang a finished process in gloo's destructor.
     wrapper = tmp_path / "train_and_save_each_rank.py"
     wrapper.write_text(
-        "import os, sys, torch\n"
+        "import gc, os, sys, torch\n"
+        "from torch.nn.parallel import DistributedDataParallel\n"
+        "destroy_process_group = torch.distributed.destroy_process_group\n"
+        "def destroy_after_ddp(*args, **kwargs):\n"
+        "    gc.collect()\n"
+        "    alive = sum(isinstance(thing, DistributedDataParallel) for thing in gc.get_objects())\n"
+        "    assert alive == 0, f'{alive} DistributedDataParallel wrapper(s) outlive the process group'\n"
+        "    destroy_process_group(*args, **kwargs)\n"
+        "torch.distributed.destroy_process_group = destroy_after_ddp\n"
         f"sys.path.insert(0, {str(SCRIPTS)!r})\n"
         "import train_student\n"
         "model = train_student.main(train_student.parse_args(sys.argv[1:]))\n"

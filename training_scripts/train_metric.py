@@ -56,6 +56,7 @@ from depth_anything_hf.training.checkpointing import (
 from depth_anything_hf.training.encoder_init import model_from_checkpoint
 from depth_anything_hf.training.export import save_final_model, write_model_folder
 from depth_anything_hf.training.runtime import (
+    end_training,
     optimizer_step,
     prepare_for_training,
     prepare_optimization,
@@ -258,8 +259,9 @@ def main(args: argparse.Namespace) -> DepthAnythingHFForDepthEstimation:
     if last_results is not None and accelerator.is_main_process:
         write_results(last_results, args.output_dir)
     save_final_model(accelerator, model, args)
-    accelerator.end_training()
-    return accelerator.unwrap_model(model)
+    model = accelerator.unwrap_model(model)
+    end_training(accelerator)
+    return model
 
 
 if __name__ == "__main__":

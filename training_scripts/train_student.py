@@ -57,6 +57,7 @@ from depth_anything_hf.training.objectives import (
 )
 from depth_anything_hf.training.runtime import (
     create_model,
+    end_training,
     optimizer_step,
     prepare_optimization,
     resolve_max_train_steps,
@@ -235,8 +236,9 @@ def main(args: argparse.Namespace) -> DepthAnythingHFForDepthEstimation:
 
     progress.close()
     save_final_model(accelerator, model, args)
-    accelerator.end_training()
-    return accelerator.unwrap_model(model)
+    model = accelerator.unwrap_model(model)
+    end_training(accelerator)
+    return model
 
 
 if __name__ == "__main__":

@@ -158,6 +158,20 @@ def optimizer_step(
     optimizer.zero_grad()
 
 
+def end_training(accelerator: Accelerator) -> None:
+    """Finish the trackers and destroy the process group, once every process has arrived here and the prepared
+    model (DistributedDataParallel) is gone. Call it after dropping your own reference to the prepared model
+    (keep `accelerator.unwrap_model(model)`).
+
+    A DDP wrapper holds the process group: left alive, it frees the group later (at interpreter exit at the
+    latest), and gloo's destructor, joining its worker threads there, was seen to hang a CPU process that had
+    finished training. Released here, the group is freed inside `end_training` while every worker is idle.
+    """
+    accelerator.wait_for_everyone()
+    accelerator.free_memory()
+    accelerator.end_training()
+
+
 def resolve_max_train_steps(args: argparse.Namespace, examples_per_epoch, examples_per_step: int) -> int:
     """`--max_train_steps`, or `--num_train_epochs` passes of `examples_per_epoch()` examples, `examples_per_step`
     (all processes, all accumulation steps) per optimiser step. `examples_per_epoch` is only called (it may

@@ -114,7 +114,8 @@ class TrainingProgress:
     ):
         self.accelerator = accelerator
         self.args = args
-        self.model = model
+        # Unwrapped: the prepared (DistributedDataParallel) model must not outlive training (`runtime.end_training`).
+        self.model = accelerator.unwrap_model(model)
         self.max_train_steps = max_train_steps
         self.global_step = global_step
         self.bar = tqdm(
@@ -146,7 +147,7 @@ class TrainingProgress:
     def check_finite(self, check_weights: bool) -> None:
         """Raise `TrainingDivergedError` if a loss so far (or, with `check_weights`, a weight) is not finite."""
         first_step = self.non_finite_losses.first_non_finite_step()
-        bad_parameters = non_finite_parameters(self.accelerator.unwrap_model(self.model)) if check_weights else []
+        bad_parameters = non_finite_parameters(self.model) if check_weights else []
         if first_step is None and not bad_parameters:
             return
         checkpoints = list_checkpoints(self.args.output_dir)
