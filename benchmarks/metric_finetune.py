@@ -1,6 +1,6 @@
 """Metric fine-tuning: the official V2 `metric_depth` training loop against `training_scripts/train_metric.py`.
 
-    OMP_NUM_THREADS=1 python benchmarks/metric_finetune.py    # toy model, 126 px, 150 steps: ~10 min on a busy CPU
+    python benchmarks/metric_finetune.py    # toy model, 126 px, 150 steps x 3 rounds: ~17 min on 2 cores
     python benchmarks/metric_finetune.py --init_from runs/teacher --resolution 518 --steps 2000   # your own model
 
 Both loops start from the same weights: the encoder of a relative model (without `--init_from`, a toy relative
@@ -11,16 +11,22 @@ crop size and learning rates. Both are then scored with the metric protocol of `
 on the held-out last 10% of the ids.
 
 - official: a re-implementation of Depth Anything V2's `metric_depth/train.py` (which needs its own repository):
-  transformers' `DepthAnythingForDepthEstimation` (the official model's computation: eager attention, separate
-  q/k/v), a map-style dataset reading the files (lower-bound resize to the crop size, bicubic image, nearest
-  depth, random crop), a `DataLoader` (shuffle, drop_last, no workers: the machine has 2 cores), a
-  horizontal flip of the whole batch with p = 0.5, its `SiLogLoss` (lambda 0.5), AdamW (5e-6 / 10x), its manual
-  polynomial decay (power 0.9), fp32, no gradient clipping.
+  transformers' `DepthAnythingForDepthEstimation` with eager attention, the official model's computation
+  (its DINOv2 `MemEffAttention` needs xFormers, which the official requirements do not install; without it the
+  attention is a plain matmul and softmax), a map-style dataset reading the files (lower-bound resize to the
+  crop size, bicubic image, nearest depth, random crop), a `DataLoader` (shuffle, drop_last, no workers: the
+  machine has 2 cores), a horizontal flip of the whole batch with p = 0.5, its `SiLogLoss` (lambda 0.5), AdamW
+  (5e-6 / 10x), its manual polynomial decay (power 0.9), fp32, no gradient clipping.
+- official, SDPA: the same loop with transformers' default attention (PyTorch SDPA in the DINOv2 backbone), for
+  a user who runs the official loop on transformers' model as it loads.
 - ours: `train_metric.main` (streams, per-sample crop and flip from a checkpointed generator, the SiLog loss of
   `forward(labels=...)`, Accelerate, gradient clipping at 1.0), validating once, at the end.
 
 Step time: the median time between consecutive optimiser steps (data, forward, backward, update) after
-`--warmup_steps`. Prints one markdown table and the ratio official / ours (> 1: ours is faster).
+`--warmup_steps`, over `--rounds` rounds; each round runs every loop once and starts with the next loop of the
+previous round's order, so that a slow phase of a shared machine falls on all of them. Prints one markdown table,
+the ratio of each official loop to ours (> 1: ours is faster) and that ratio in each round. Accuracy is scored
+once, on the models of the last round (every round trains the same: every draw is seeded).
 """
 
 import argparse
@@ -54,7 +60,7 @@ IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225])[:, None, None]
 TRAIN_SPLIT, HELD_OUT_SPLIT = "train[:-10%]", "train[-10%:]"
 
 
-def parse_args():
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default=str(Path(__file__).resolve().parents[2] / "shared/data/synthetic-rgbd"))
     parser.add_argument("--init_from", help="a relative checkpoint (default: train a toy one here first)")
@@ -63,6 +69,7 @@ def parse_args():
     parser.add_argument("--batch_size", type=int, default=4)
     parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--warmup_steps", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3, help="timed runs of each loop, in alternating order")
     parser.add_argument("--max_depth", type=float, default=20.0)
     parser.add_argument("--min_depth", type=float, default=1e-3)
     parser.add_argument(
@@ -79,7 +86,11 @@ def parse_args():
     parser.add_argument("--max_validation_images", type=int, help="default: all 120 held-out images")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work_dir", help="where the runs are written (default: a temporary folder)")
-    return parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.rounds < 1 or args.steps < args.warmup_steps + 2:
+        parser.error(f"need --rounds >= 1 and --steps >= --warmup_steps + 2 (two timed steps), got {args.rounds}, "
+                     f"{args.steps} and {args.warmup_steps}")  # fmt: skip
+    return args
 
 
 def toy_config(resolution: int) -> DepthAnythingHFConfig:
@@ -185,7 +196,7 @@ def official_loop(model, loader, args, device) -> list[float]:
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def ours(args, init_from: Path, work_dir: Path) -> tuple[DepthAnythingHFForDepthEstimation, list[float]]:
+def ours(args, init_from: Path, output_dir: Path) -> tuple[DepthAnythingHFForDepthEstimation, list[float]]:
     """train_metric.main, with the time of each optimiser step recorded."""
     step_times = []
     end_step = train_metric.TrainingProgress.end_step
@@ -201,7 +212,7 @@ def ours(args, init_from: Path, work_dir: Path) -> tuple[DepthAnythingHFForDepth
             "--resolution", str(args.resolution), "--train_batch_size", str(args.batch_size),
             "--max_train_steps", str(args.steps), "--max_depth", str(args.max_depth), "--min_depth", str(args.min_depth),
             "--encoder_learning_rate", str(args.learning_rate), "--checkpointing_steps", str(10 * args.steps),
-            "--report_to", "none", "--output_dir", str(work_dir / "ours"), "--seed", str(args.seed),
+            "--report_to", "none", "--output_dir", str(output_dir), "--seed", str(args.seed),
             "--mixed_precision", args.mixed_precision, "--prefetch_examples", str(args.prefetch_examples),
         ]))  # fmt: skip
     finally:
@@ -235,27 +246,24 @@ def held_out_metrics(model, args, device) -> tuple[dict, float, float]:
     return averager.compute()["metrics"], values.min().item(), values.max().item()
 
 
-def main():
-    args = parse_args()
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    work_dir = Path(args.work_dir or tempfile.mkdtemp(prefix="metric_finetune_"))
-    work_dir.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    init_from = Path(args.init_from) if args.init_from else train_relative_model(args, work_dir)
-    relative_seconds = time.perf_counter() - started
-
-    our_model, our_times = ours(args, init_from, work_dir)
-    # The official loop starts from ours at step 0: the same encoder and the same newly drawn metric decoder, which
-    # `train_metric.main` draws right after seeding every library with --seed.
+def official(
+    args, init_from: Path, device, attention: str
+) -> tuple[DepthAnythingForDepthEstimation, list[float]]:
+    """The official loop with `attention` ("eager" or "sdpa"), started from ours at step 0: the same encoder and
+    the same newly drawn metric decoder, which `train_metric.main` draws right after seeding every library with
+    --seed."""
     set_seed(args.seed)
     step0 = train_metric.metric_model(train_metric.parse_args([
         "--init_from", str(init_from), "--dataset", args.dataset, "--max_depth", str(args.max_depth),
-        "--output_dir", str(work_dir),
+        "--output_dir", tempfile.gettempdir(),
     ]))  # fmt: skip
     with tempfile.TemporaryDirectory() as directory:
         step0.export_to_transformers(directory)
-        official_model = DepthAnythingForDepthEstimation.from_pretrained(directory).to(device)
-
+        # The top model takes no "sdpa" (its DPT head has no attention); loaded as it is, its DINOv2 backbone uses SDPA.
+        loading = {"attn_implementation": "eager"} if attention == "eager" else {}
+        official_model = DepthAnythingForDepthEstimation.from_pretrained(directory, **loading).to(device)
+        if official_model.backbone.config._attn_implementation != attention:
+            raise RuntimeError(f"the backbone loaded with {official_model.backbone.config._attn_implementation} attention")
     metadata = sorted(
         (json.loads(line) for line in (Path(args.dataset) / "metadata.jsonl").read_text().splitlines() if line.strip()),
         key=lambda entry: Path(entry["file_name"]).stem,
@@ -267,24 +275,60 @@ def main():
         OfficialStyleDataset(args.dataset, train_entries, args.resolution),
         batch_size=args.batch_size, shuffle=True, drop_last=True, num_workers=0,
     )  # fmt: skip
-    official_times = official_loop(official_model, loader, args, device)
+    return official_model, official_loop(official_model, loader, args, device)
 
-    rows = []
-    for name, model, times in (("official V2 loop (plain)", official_model, official_times), ("ours (train_metric.py)", our_model.to(device), our_times)):
-        step_seconds = statistics.median(np.diff(times[args.warmup_steps :]))
-        metrics, lowest, highest = held_out_metrics(model, args, device)
-        rows.append((name, step_seconds, metrics, lowest, highest))
+
+def main(argv: list[str] | None = None) -> dict:
+    """Run the comparison, print the table; returns {loop: {"row", "step_seconds", "metrics", "range"}}."""
+    args = parse_args(argv)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    work_dir = Path(args.work_dir or tempfile.mkdtemp(prefix="metric_finetune_"))
+    work_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    init_from = Path(args.init_from) if args.init_from else train_relative_model(args, work_dir)
+    relative_seconds = time.perf_counter() - started
+
+    loops = {  # name: (table row, a function training it from the step-0 weights -> (model, step times))
+        "official": ("official V2 loop (eager attention)", lambda _: official(args, init_from, device, "eager")),
+        "official_sdpa": ("official V2 loop, SDPA attention", lambda _: official(args, init_from, device, "sdpa")),
+        "ours": ("ours (train_metric.py)", lambda round_index: ours(args, init_from, work_dir / f"round{round_index}")),
+    }
+    names = list(loops)
+    step_seconds = {name: [] for name in names}
+    models = {}
+    for round_index in range(args.rounds):
+        for name in names[round_index % len(names) :] + names[: round_index % len(names)]:
+            models[name], times = loops[name][1](round_index)
+            step_seconds[name].append(np.diff(times[args.warmup_steps :]))
+
+    results = {}
+    for name in names:
+        metrics, lowest, highest = held_out_metrics(models[name].to(device), args, device)
+        results[name] = {
+            "row": loops[name][0],
+            "step_seconds": statistics.median(np.concatenate(step_seconds[name])),
+            "metrics": metrics,
+            "range": (lowest, highest),
+        }
 
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
     print(f"\n{name}, torch {torch.__version__}; relative model: {init_from} ({relative_seconds:.0f} s)")
-    print(f"{args.steps} steps, batch {args.batch_size}, crop {args.resolution}, max_depth {args.max_depth}, "
-          f"held-out ids {HELD_OUT_SPLIT} of {args.dataset}")  # fmt: skip
+    print(f"{args.steps} steps x {args.rounds} rounds, batch {args.batch_size}, crop {args.resolution}, max_depth "
+          f"{args.max_depth}, held-out ids {HELD_OUT_SPLIT} of {args.dataset}")  # fmt: skip
     print("| loop | s/step (median) | AbsRel | delta1 | RMSE (m) | SiLog | prediction range (m) |")
     print("|---|---|---|---|---|---|---|")
-    for name, step_seconds, metrics, lowest, highest in rows:
-        print(f"| {name} | {step_seconds:.3f} | {metrics['abs_rel']:.4f} | {metrics['delta1']:.4f} | "
+    for result in results.values():
+        metrics, (lowest, highest) = result["metrics"], result["range"]
+        print(f"| {result['row']} | {result['step_seconds']:.3f} | {metrics['abs_rel']:.4f} | {metrics['delta1']:.4f} | "
               f"{metrics['rmse']:.3f} | {metrics['silog']:.2f} | {lowest:.3f} .. {highest:.3f} |")  # fmt: skip
-    print(f"\nstep time official / ours: {rows[0][1] / rows[1][1]:.2f} (> 1: ours is faster)")
+    for name in names[:-1]:
+        per_round = [
+            np.median(theirs) / np.median(mine) for theirs, mine in zip(step_seconds[name], step_seconds["ours"])
+        ]
+        ratio = results[name]["step_seconds"] / results["ours"]["step_seconds"]
+        print(f"step time {results[name]['row']} / ours: {ratio:.2f} (> 1: ours is faster); per round: "
+              + ", ".join(f"{value:.2f}" for value in per_round))  # fmt: skip
+    return results
 
 
 if __name__ == "__main__":

@@ -90,3 +90,25 @@ def test_data_engine_benchmark(benchmark_module, synthetic_rgbd, tiny_config, tm
     )
     assert results["ratio"] == pytest.approx(results["engine_images_per_second"] / results["bare_images_per_second"])
     assert results["resident_mib_peak"] > 0  # sampled from the start; a 12-image run may end between samples
+
+
+def test_metric_finetune_benchmark(benchmark_module, synthetic_rgbd, tiny_config, tmp_path):
+    from depth_anything_hf import DepthAnythingHFForDepthEstimation
+
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    DepthAnythingHFForDepthEstimation(tiny_config(image_size=28, version="v2")).save_pretrained(tmp_path / "relative")
+    arguments = ["--init_from", str(tmp_path / "relative"), "--dataset", str(synthetic_rgbd), "--resolution", "28"]
+    results = benchmark_module("metric_finetune").main(
+        arguments
+        + ["--steps", "3", "--warmup_steps", "0", "--rounds", "2", "--max_validation_images", "2"]
+        + ["--work_dir", str(tmp_path / "runs")]
+    )
+    assert list(results) == ["official", "official_sdpa", "ours"]
+    assert all(result["step_seconds"] > 0 for result in results.values())
+    for result in results.values():
+        lowest, highest = result["range"]
+        assert 0 < lowest <= highest <= 20.0  # the metric head: Sigmoid x max_depth
+    # The two official loops differ only in how attention is computed: same weights, images and draws.
+    for name, value in results["official"]["metrics"].items():
+        assert results["official_sdpa"]["metrics"][name] == pytest.approx(value, rel=1e-3), name
