@@ -7,6 +7,7 @@
    one forward of labeled and CutMix images with encoder features, the frozen DINOv2 for feature alignment,
    L_l + L_u + L_feat, backward, AdamW) against a plain loop doing the same with transformers'
    `DepthAnythingForDepthEstimation` and `Dinov2Backbone` on the same weights and the same loss functions.
+   Beside them, the FLOP floor: the step's FLOPs (torch's counter) at the GEMM rate measured in the same run.
 2. Pseudo-labelling (images/s): the data engine's `label_images` (PIL photos -> processor -> teacher ->
    float16 disparity) and `predict_pseudo_disparity` (ready pixel values) against a bare teacher forward.
 
@@ -19,7 +20,7 @@ import copy
 import tempfile
 
 import torch
-from harness import add_model_arguments, build_config, interleaved_median_seconds
+from harness import add_model_arguments, build_config, count_flops, interleaved_median_seconds, matmul_flops_per_second
 from PIL import Image
 from transformers import DepthAnythingForDepthEstimation
 
@@ -100,7 +101,7 @@ def plain_student_step(model, frozen_backbone, optimizer, labeled, pseudo_labele
     optimizer.zero_grad()
 
 
-def benchmark_student(args, device, autocast) -> list[dict]:
+def benchmark_student(args, device, autocast, dtype) -> list[dict]:
     config = build_config(args)
     torch.manual_seed(0)
     ours = DepthAnythingHFForDepthEstimation(config)
@@ -120,12 +121,17 @@ def benchmark_student(args, device, autocast) -> list[dict]:
     num_labeled, num_unlabeled = split_batch_size(args.batch_size, 2.0)
 
     print(f"\nStudent step, {args.variant}, batch {num_labeled} labeled + {num_unlabeled} pseudo-labeled, {args.mixed_precision}")
-    print("| resolution | ours images/s | plain transformers loop images/s | ours / plain |")
-    print("|---|---|---|---|")
+    print("| resolution | ours images/s | plain transformers loop images/s | ours / plain | floor images/s | ours / floor |")
+    print("|---|---|---|---|---|---|")
+    # The floor: the step's FLOPs (forward, backward, frozen encoder) at the measured GEMM rate of the step's dtype.
+    peak = matmul_flops_per_second(dtype or torch.float32, device)
     rows = []
     for resolution in args.resolutions:
         labeled, pseudo_labeled = student_batch(resolution, num_labeled, num_unlabeled, device)
         generator = torch.Generator(device).manual_seed(0)
+        floor_seconds = count_flops(
+            lambda: our_student_step(ours, frozen_encoder, our_optimizer, labeled, pseudo_labeled, autocast, generator)
+        ) / peak
         seconds = interleaved_median_seconds(
             {
                 "ours": lambda: our_student_step(ours, frozen_encoder, our_optimizer, labeled, pseudo_labeled, autocast, generator),
@@ -134,8 +140,17 @@ def benchmark_student(args, device, autocast) -> list[dict]:
             args.steps, args.warmup_steps, device,
         )  # fmt: skip
         ours_rate, plain_rate = args.batch_size / seconds["ours"], args.batch_size / seconds["plain"]
-        rows.append({"resolution": resolution, "ours_images_per_second": ours_rate, "plain_images_per_second": plain_rate})
-        print(f"| {resolution} | {ours_rate:.2f} | {plain_rate:.2f} | {ours_rate / plain_rate:.2f} |")
+        floor_rate = args.batch_size / floor_seconds
+        rows.append(
+            {
+                "resolution": resolution,
+                "ours_images_per_second": ours_rate,
+                "plain_images_per_second": plain_rate,
+                "floor_images_per_second": floor_rate,
+            }
+        )
+        print(f"| {resolution} | {ours_rate:.2f} | {plain_rate:.2f} | {ours_rate / plain_rate:.2f} | {floor_rate:.2f} | "
+              f"{floor_rate / ours_rate:.2f} |")  # fmt: skip
     return rows
 
 
@@ -186,7 +201,7 @@ def main(argv=None) -> dict:
     autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
     print(f"{name}, torch {torch.__version__}, median of {args.steps} interleaved steps after {args.warmup_steps} warm-up steps")
-    return {"student": benchmark_student(args, device, autocast), "pseudo_labeling": benchmark_pseudo_labeling(args, device)}
+    return {"student": benchmark_student(args, device, autocast, dtype), "pseudo_labeling": benchmark_pseudo_labeling(args, device)}
 
 
 if __name__ == "__main__":
