@@ -14,7 +14,9 @@ from safetensors.torch import load_file
 from test_training_scripts import SCRIPTS, run
 from transformers import pipeline
 
-from depth_anything_hf import DepthAnythingHFForDepthEstimation
+from depth_anything_hf import DepthAnythingHFForDepthEstimation, DepthAnythingHFImageProcessor
+from depth_anything_hf.evaluation.presets import get_preset
+from depth_anything_hf.evaluation.runner import load_evaluation_samples, score_samples
 from depth_anything_hf.hub import model_card_for_checkpoint
 
 pytestmark = pytest.mark.slow
@@ -107,3 +109,33 @@ def test_a_run_resumed_from_its_checkpoint_ends_like_the_uninterrupted_one(
     assert resumed.keys() == uninterrupted.keys()
     for name in resumed:
         torch.testing.assert_close(resumed[name], uninterrupted[name], rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_two_cpu_processes_validate_their_shares_as_one_process_would(relative_checkpoint, tmp_path, synthetic_rgbd):
+    # torchrun, gloo on CPU: each process scores 3 of the 6 validation images; the gathered metrics must be those
+    # of the saved model scored on all 6 in this one process, and the run must end (no hang at teardown).
+    arguments = metric_arguments(relative_checkpoint, tmp_path, synthetic_rgbd)
+    arguments[arguments.index("--max_train_steps") + 1] = str(CHECKPOINTING_STEPS)
+    run(arguments, launcher=("-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"))
+
+    evaluation = json.loads((tmp_path / "results.json").read_text())["evaluations"][0]
+    assert evaluation["num_images"] == 6
+    preset = get_preset("rgbd_folder")
+    model = DepthAnythingHFForDepthEstimation.from_pretrained(tmp_path).eval()
+    samples = load_evaluation_samples(preset, str(synthetic_rgbd), "train[-10%:]").take(6)
+    averager = score_samples(
+        model,
+        DepthAnythingHFImageProcessor.from_pretrained(tmp_path),
+        samples,
+        ["metric"],
+        prediction_type="depth",
+        min_depth=preset.min_depth,
+        depth_cap=min(preset.max_depth, MAX_DEPTH),
+        crop=preset.crop,
+        disable_progress=True,
+    )["metric"]
+    expected = averager.compute()["metrics"]
+    for name, value in evaluation["metrics"].items():
+        assert value == pytest.approx(expected[name], rel=1e-4, abs=1e-6), name
+    assert (tmp_path / f"checkpoint-{CHECKPOINTING_STEPS}" / "random_states_1.pkl").is_file()  # both checkpointed
+    assert (tmp_path / "best" / "model.safetensors").is_file()
