@@ -1,6 +1,6 @@
 """Metric fine-tuning: the official V2 `metric_depth` training loop against `training_scripts/train_metric.py`.
 
-    python benchmarks/metric_finetune.py    # toy model, 126 px, 150 steps x 3 rounds: ~17 min on 2 cores
+    python benchmarks/metric_finetune.py    # toy model, 126 px, 150 steps x 3 rounds: ~20 min on 2 cores
     python benchmarks/metric_finetune.py --init_from runs/teacher --resolution 518 --steps 2000   # your own model
 
 Both loops start from the same weights: the encoder of a relative model (without `--init_from`, a toy relative
@@ -69,7 +69,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch_size", type=int, default=4)
     parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--warmup_steps", type=int, default=5)
-    parser.add_argument("--rounds", type=int, default=3, help="timed runs of each loop, in alternating order")
+    parser.add_argument("--rounds", type=int, default=3, help="timed runs of each loop, in rotated order")
     parser.add_argument("--max_depth", type=float, default=20.0)
     parser.add_argument("--min_depth", type=float, default=1e-3)
     parser.add_argument(
