@@ -10,6 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+
+from depth_anything_hf import DepthAnythingHFForDepthEstimation
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 # The tiny model of conftest.tiny_config, with its stored position grid at the benchmark resolution (56 / 14 = 4)
@@ -93,9 +96,6 @@ def test_data_engine_benchmark(benchmark_module, synthetic_rgbd, tiny_config, tm
 
 
 def test_metric_finetune_benchmark(benchmark_module, synthetic_rgbd, tiny_config, tmp_path):
-    from depth_anything_hf import DepthAnythingHFForDepthEstimation
-
-    torch = pytest.importorskip("torch")
     torch.manual_seed(0)
     DepthAnythingHFForDepthEstimation(tiny_config(image_size=28, version="v2")).save_pretrained(tmp_path / "relative")
     arguments = ["--init_from", str(tmp_path / "relative"), "--dataset", str(synthetic_rgbd), "--resolution", "28"]
