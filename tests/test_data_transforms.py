@@ -193,6 +193,20 @@ def test_paired_geometry_applies_one_crop_and_flip_to_all_maps_per_sample():
     assert torch.equal(transform(image, depth, generator=seeded(18)).depth, sample.depth)
 
 
+def test_paired_geometry_gives_a_batch_the_crops_and_flips_of_its_samples_one_by_one():
+    image = torch.rand(3, 3, 40, 60, generator=seeded(19))
+    depth_units = torch.randint(0, 5000, (3, 40, 60), generator=seeded(20))
+    depth, valid = depth_units.to(torch.uint16), depth_units > 1000
+    transform = PairedResizeCropFlip(28)
+    batch = transform(image, depth, valid, generator=seeded(21))
+    one_by_one = seeded(21)
+    samples = [transform(image[index], depth[index], valid[index], generator=one_by_one) for index in range(3)]
+    assert torch.equal(batch.image, torch.stack([sample.image for sample in samples]))
+    assert torch.equal(batch.depth, torch.stack([sample.depth for sample in samples]))
+    assert torch.equal(batch.valid_mask, torch.stack([sample.valid_mask for sample in samples]))
+    assert len({tuple(sample.depth[0, :2].tolist()) for sample in samples}) > 1  # the samples drew different crops
+
+
 def test_paired_geometry_rejects_mismatched_maps():
     with pytest.raises(ValueError, match="depth"):
         PairedResizeCropFlip(8)(torch.rand(3, 10, 10), torch.rand(10, 11))

@@ -13,7 +13,7 @@ import torch
 from accelerate import Accelerator
 
 from depth_anything_hf import DepthAnythingHFForDepthEstimation, DepthAnythingHFImageProcessor
-from depth_anything_hf.data import load_unlabeled_images, make_labeled_sample
+from depth_anything_hf.data import load_unlabeled_images, make_labeled_sample, sample_to_tensors
 from depth_anything_hf.data.pseudo_labels import load_pseudo_labels
 from depth_anything_hf.data.transforms import PairedResizeCropFlip, StrongPerturbation
 from depth_anything_hf.data_engine.labeling import label_images, teacher_sha256
@@ -22,6 +22,7 @@ from depth_anything_hf.losses import affine_invariant_loss, cutmix_gradient_matc
 from depth_anything_hf.training.batches import (
     DepthBatch,
     labeled_batch,
+    metric_depth_batch,
     normalize_images,
     online_pseudo_labeled_samples,
     pseudo_labeled_batch,
@@ -94,6 +95,32 @@ def test_labeled_targets_are_normalised_disparity_with_sky_at_zero():
     )
     from_disparity = labeled_batch([as_disparity], keep, torch.device("cpu"), torch.Generator().manual_seed(0))
     torch.testing.assert_close(from_disparity.disparity, batch.disparity)
+
+
+def test_metric_batch_of_mixed_sizes_crops_each_sample_as_its_own_geometry_call():
+    """Same-sized samples go through the geometry together; each must get the crop and flip that a call of its own,
+    in batch order, draws."""
+    rng = np.random.default_rng(1)
+    examples = []
+    for index, (height, width) in enumerate(((40, 40), (40, 40), (30, 50), (40, 40))):
+        depth = rng.uniform(0.5, 30.0, (height, width)).astype(np.float32)
+        image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        examples.append(
+            make_labeled_sample(
+                image=image, depth=depth, depth_kind="depth", valid_mask=depth > 1.0, dataset="d", sample_id=str(index)
+            )
+        )
+    geometry = PairedResizeCropFlip(28)
+    batch = metric_depth_batch(examples, geometry, torch.device("cpu"), torch.Generator().manual_seed(5), 0.1, 20.0)
+
+    one_by_one = torch.Generator().manual_seed(5)
+    for index, example in enumerate(examples):
+        sample = sample_to_tensors(example)
+        expected = geometry(sample["image"], sample["depth"], sample["valid_mask"], generator=one_by_one)
+        assert torch.equal(batch.images[index], expected.image)
+        in_range = expected.valid_mask & (expected.depth >= 0.1) & (expected.depth <= 20.0)
+        assert torch.equal(batch.valid_mask[index], in_range)
+        assert torch.equal(batch.depth[index], torch.where(in_range, expected.depth, 0.0))
 
 
 def test_pixel_values_are_imagenet_normalised():

@@ -20,8 +20,10 @@ import torch.nn.functional as F
 Tensor = torch.Tensor
 
 
-def _uniform(low: float, high: float, size: int, generator: torch.Generator | None, device: torch.device) -> Tensor:
-    """`size` draws from U(low, high), sampled on the generator's device and moved to `device`."""
+def _uniform(
+    low: float, high: float, size: int | tuple[int, ...], generator: torch.Generator | None, device: torch.device
+) -> Tensor:
+    """Draws from U(low, high) of shape `size`, sampled on the generator's device and moved to `device`."""
     sample_device = generator.device if generator is not None else device
     return (low + (high - low) * torch.rand(size, generator=generator, device=sample_device)).to(device)
 
@@ -239,9 +241,11 @@ class PairedResizeCropFlip:
         resized_height = max(self.resolution, round(height * scale))
         resized_width = max(self.resolution, round(width * scale))
         device = images.device
-        top = (_uniform(0.0, 1.0, batch_size, generator, device) * (resized_height - self.resolution + 1)).long()
-        left = (_uniform(0.0, 1.0, batch_size, generator, device) * (resized_width - self.resolution + 1)).long()
-        flip = _uniform(0.0, 1.0, batch_size, generator, device) < self.flip_probability
+        # Each sample's three draws in a row: a batch gets the crops and flips its samples would get one by one.
+        draws = _uniform(0.0, 1.0, (batch_size, 3), generator, device)
+        top = (draws[:, 0] * (resized_height - self.resolution + 1)).long()
+        left = (draws[:, 1] * (resized_width - self.resolution + 1)).long()
+        flip = draws[:, 2] < self.flip_probability
         output_size = (self.resolution, self.resolution)
         offsets = torch.arange(self.resolution, device=device)
         rows = top[:, None] + offsets
@@ -280,6 +284,11 @@ class PairedResizeCropFlip:
 
     @staticmethod
     def _gather(batched: Tensor, rows: Tensor, columns: Tensor) -> Tensor:
-        """`out[b, c, i, j] = batched[b, c, rows[b, i], columns[b, j]]`."""
-        batch_index = torch.arange(batched.shape[0], device=batched.device)[:, None, None]
-        return batched[batch_index, :, rows[:, :, None], columns[:, None, :]].permute(0, 3, 1, 2)
+        """`out[b, c, i, j] = batched[b, c, rows[b, i], columns[b, j]]`: rows, then columns, per sample (two
+        `index_select`s move fewer elements and index far faster than one advanced-indexing gather of the crop)."""
+        return torch.stack(
+            [
+                sample.index_select(-2, sample_rows).index_select(-1, sample_columns)
+                for sample, sample_rows, sample_columns in zip(batched, rows, columns)
+            ]
+        )

@@ -4,6 +4,7 @@ Every random choice (crop, flip) is drawn from the `generator` passed in, which 
 so a resumed run draws what an uninterrupted one would.
 """
 
+import itertools
 import logging
 import math
 from collections.abc import Sequence
@@ -70,8 +71,7 @@ def _cropped_labeled_maps(
     A sample without a valid depth or sky pixel adds nothing to the loss: it is named in a warning. A batch
     in which no sample has one would train on a loss of 0 and is an error, as is therefore a stream without
     any supervised pixel (all-zero or all-NaN depth maps, for instance)."""
-    images, depths, valid_masks, sky_masks = [], [], [], []
-    unsupervised = []
+    samples, unsupervised = [], []
     for example in examples:
         # The labeled stream hands over tensors already (`labeled_stream`), decoded examples are converted here.
         sample = example if isinstance(example["image"], torch.Tensor) else sample_to_tensors(example)
@@ -85,24 +85,21 @@ def _cropped_labeled_maps(
         if sample["depth_kind"] == "disparity":
             # depth_to_normalized_disparity inverts depth; zero disparity (infinitely far) becomes invalid.
             depth = torch.where(sample["valid_mask"] & (depth > 0), depth.reciprocal(), 0.0)
-        cropped = geometry(
-            sample["image"].to(device),
-            depth.to(device),
-            sample["valid_mask"].to(device),
-            sample["sky_mask"].to(device),
-            generator=generator,
-        )
-        images.append(cropped.image)
-        depths.append(cropped.depth)
-        valid_masks.append(cropped.valid_mask)
-        sky_masks.append(cropped.sky_mask)
+        samples.append((sample["image"], depth, sample["valid_mask"], sample["sky_mask"]))
     if len(unsupervised) == len(examples):
         raise ValueError(
             f"No labeled sample of this batch has a supervised pixel ({', '.join(unsupervised)}): the loss would "
             "be 0 and the step would train nothing. Their depth maps are empty (0 = no depth), NaN or not "
             "positive; check the dataset and its depth_unit."
         )
-    return torch.stack(images), torch.stack(depths), torch.stack(valid_masks), torch.stack(sky_masks)
+    # One geometry call per run of same-sized samples: per sample, the same crop and flip as one call each.
+    cropped = []
+    for _, run in itertools.groupby(samples, key=lambda maps: maps[0].shape):
+        image, depth, valid_mask, sky_mask = (torch.stack(maps).to(device) for maps in zip(*run))
+        cropped.append(geometry(image, depth, valid_mask, sky_mask, generator=generator))
+    return tuple(
+        torch.cat([getattr(run, name) for run in cropped]) for name in ("image", "depth", "valid_mask", "sky_mask")
+    )
 
 
 def labeled_batch(
