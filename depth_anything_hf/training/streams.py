@@ -7,6 +7,8 @@ run reads exactly the examples an uninterrupted run would have read. Shuffling i
 folders have one shard per file, so for them that is a full permutation. Pseudo-label parquet shards hold
 `pseudo_label.py --shard_size` rows each, read in labelling order within a shard; that order is itself a seeded
 permutation of the unlabeled images (`unlabeled_images`), so the rows of a batch are not neighbouring files.
+(`datasets` 5 reads the shuffled shards up to ten at a time, one example from each in turn, each shard one example
+ahead in a thread of its own: a pass still reads every example once, and resumes exactly.)
 `--shuffle_buffer_size` adds row-level mixing across shards, at the cost of an exact resume (the buffer restarts
 empty).
 
