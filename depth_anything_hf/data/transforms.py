@@ -241,7 +241,8 @@ class PairedResizeCropFlip:
         resized_height = max(self.resolution, round(height * scale))
         resized_width = max(self.resolution, round(width * scale))
         device = images.device
-        # Each sample's three draws in a row: a batch gets the crops and flips its samples would get one by one.
+        # Each sample's three draws in a row: from a CPU generator, whose draws are sequential, a batch gets the
+        # crops and flips its samples would get one by one.
         draws = _uniform(0.0, 1.0, (batch_size, 3), generator, device)
         top = (draws[:, 0] * (resized_height - self.resolution + 1)).long()
         left = (draws[:, 1] * (resized_width - self.resolution + 1)).long()

@@ -92,7 +92,8 @@ def _cropped_labeled_maps(
             "be 0 and the step would train nothing. Their depth maps are empty (0 = no depth), NaN or not "
             "positive; check the dataset and its depth_unit."
         )
-    # One geometry call per run of same-sized samples: per sample, the same crop and flip as one call each.
+    # One geometry call per run of same-sized samples (from a CPU generator, each sample gets the crop and flip
+    # of a call of its own).
     cropped = []
     for _, run in itertools.groupby(samples, key=lambda maps: maps[0].shape):
         image, depth, valid_mask, sky_mask = (torch.stack(maps).to(device) for maps in zip(*run))
