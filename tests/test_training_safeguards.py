@@ -192,3 +192,23 @@ def test_a_truncated_model_file_is_named(finished_run, tmp_path):
     weights.write_bytes(weights.read_bytes()[:-100])
     with pytest.raises(OSError, match=f"{weights}: SafetensorError"):
         DepthAnythingHFForDepthEstimation.from_pretrained(tmp_path)
+
+
+def test_labeled_batch_names_a_mask_that_does_not_match_its_image():
+    """Same-sized samples are cropped together: a mismatched mask must still get the geometry's error, not a
+    failed stack of the run."""
+
+    def example(index: int, mask_shape: tuple[int, int]) -> dict:
+        return {
+            "image": torch.rand(3, 40, 40), "depth": torch.rand(40, 40) + 1.0,
+            "valid_mask": torch.ones(mask_shape, dtype=torch.bool), "sky_mask": torch.zeros(mask_shape, dtype=torch.bool),
+            "intrinsics": torch.zeros(4), "depth_kind": "depth", "dataset": "d", "id": str(index),
+        }  # fmt: skip
+
+    with pytest.raises(ValueError, match=r"valid_mask must have shape \(1, 40, 40\).*got \(1, 40, 39\)"):
+        labeled_batch(
+            [example(0, (40, 40)), example(1, (40, 39))],
+            PairedResizeCropFlip(RESOLUTION),
+            torch.device("cpu"),
+            torch.Generator().manual_seed(0),
+        )

@@ -93,9 +93,10 @@ def _cropped_labeled_maps(
             "positive; check the dataset and its depth_unit."
         )
     # One geometry call per run of same-sized samples (from a CPU generator, each sample gets the crop and flip
-    # of a call of its own).
+    # of a call of its own). Keyed by every map's shape: a map that does not match its image is a run of its own,
+    # which the geometry refuses naming the map.
     cropped = []
-    for _, run in itertools.groupby(samples, key=lambda maps: maps[0].shape):
+    for _, run in itertools.groupby(samples, key=lambda maps: tuple(tensor.shape for tensor in maps)):
         image, depth, valid_mask, sky_mask = (torch.stack(maps).to(device) for maps in zip(*run))
         cropped.append(geometry(image, depth, valid_mask, sky_mask, generator=generator))
     return tuple(
