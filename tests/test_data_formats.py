@@ -74,6 +74,16 @@ def test_folder_format_decodes_millimetres_and_intrinsics(tmp_path):
     np.testing.assert_array_equal(np.asarray(sample["image"]), image)
 
 
+@pytest.mark.parametrize(("unit", "units_per_metre"), [("millimeter", 1000), ("centimeter", 100), ("meter", 1)])
+def test_folder_depth_of_every_16_bit_value_is_the_float32_nearest_its_metres(tmp_path, unit, units_per_metre):
+    """The decoder divides in float32; every one of the 65536 values must still be the float32 nearest the exact
+    value in metres (float64 division, then rounding to float32, as a reader would compute it)."""
+    every_value = np.arange(65536, dtype=np.uint16).reshape(256, 256)
+    _write_folder_sample(tmp_path, "a", every_value, depth_unit=unit)
+    depth = _depth(_only_sample(load_labeled_dataset(tmp_path)))
+    np.testing.assert_array_equal(depth, (every_value / float(units_per_metre)).astype(np.float32))
+
+
 def test_folder_zero_depth_is_sky_per_dataset_and_by_flag(tmp_path):
     """Rendered data leaves the environment at depth 0: a dataset whose metadata says so (or the flag) gets a sky
     mask there, and the training target sets it to disparity 0 and supervises it (docs/method.md section 4)."""

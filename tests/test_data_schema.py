@@ -118,6 +118,16 @@ def test_round_trip_through_a_dataset_and_into_tensors():
     assert batch["depth"].shape == (2, 1, 2) and batch["id"] == ["a", "b"]
 
 
+def test_sample_to_tensors_image_is_every_8_bit_value_over_255_channels_first():
+    """All 256 values in each channel, at a different pixel per channel: [3, H, W] float32 equal to torch's
+    float division by 255, in C order (the geometry and the model expect contiguous images)."""
+    pixels = np.stack([np.roll(np.arange(256, dtype=np.uint8), shift) for shift in (0, 85, 170)], axis=-1)
+    pixels = pixels.reshape(16, 16, 3)
+    image = sample_to_tensors(_sample(np.ones((16, 16)), image=_png(pixels)))["image"]
+    assert image.dtype == torch.float32 and image.is_contiguous()
+    assert torch.equal(image, torch.from_numpy(pixels).permute(2, 0, 1).float() / 255)
+
+
 def test_sample_to_tensors_accepts_the_rows_make_labeled_sample_returns():
     encoded_row = _sample([[1.0, 2.0]], image=_png(np.full((1, 2, 3), 255, dtype=np.uint8)))
     assert torch.equal(sample_to_tensors(encoded_row)["image"], torch.ones(3, 1, 2))

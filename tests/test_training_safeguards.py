@@ -195,8 +195,8 @@ def test_a_truncated_model_file_is_named(finished_run, tmp_path):
 
 
 def test_labeled_batch_names_a_mask_that_does_not_match_its_image():
-    """Same-sized samples are cropped together: a mismatched mask must still get the geometry's error, not a
-    failed stack of the run."""
+    """A mismatched mask gets the geometry's error, with the sample it belongs to (not a failed stack of the
+    batch)."""
 
     def example(index: int, mask_shape: tuple[int, int]) -> dict:
         return {
@@ -205,7 +205,8 @@ def test_labeled_batch_names_a_mask_that_does_not_match_its_image():
             "intrinsics": torch.zeros(4), "depth_kind": "depth", "dataset": "d", "id": str(index),
         }  # fmt: skip
 
-    with pytest.raises(ValueError, match=r"valid_mask must have shape \(1, 40, 40\).*got \(1, 40, 39\)"):
+    mismatch = r"sample '1' of dataset 'd': valid_mask must have shape \(40, 40\).*got \(40, 39\)"
+    with pytest.raises(ValueError, match=mismatch):
         labeled_batch(
             [example(0, (40, 40)), example(1, (40, 39))],
             PairedResizeCropFlip(RESOLUTION),

@@ -4,7 +4,6 @@ Every random choice (crop, flip) is drawn from the `generator` passed in, which 
 so a resumed run draws what an uninterrupted one would.
 """
 
-import itertools
 import logging
 import math
 from collections.abc import Sequence
@@ -65,8 +64,8 @@ def normalize_images(images: torch.Tensor) -> torch.Tensor:
 def _cropped_labeled_maps(
     examples: Sequence[dict], geometry: PairedResizeCropFlip, device: torch.device, generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Labeled-schema examples (decoded, or their `sample_to_tensors` form) -> (images [B, 3, R, R], depth, valid and sky masks [B, R, R]) through one resize,
-    crop and flip each; disparity ground truth is inverted to depth.
+    """Labeled-schema examples (decoded, or their `sample_to_tensors` form) -> (images [B, 3, R, R], depth, valid
+    and sky masks [B, R, R]) through one resize, crop and flip each; disparity ground truth is inverted to depth.
 
     A sample without a valid depth or sky pixel adds nothing to the loss: it is named in a warning. A batch
     in which no sample has one would train on a loss of 0 and is an error, as is therefore a stream without
@@ -92,15 +91,18 @@ def _cropped_labeled_maps(
             "be 0 and the step would train nothing. Their depth maps are empty (0 = no depth), NaN or not "
             "positive; check the dataset and its depth_unit."
         )
-    # One geometry call per run of same-sized samples (from a CPU generator, each sample gets the crop and flip
-    # of a call of its own). Keyed by every map's shape: a map that does not match its image is a run of its own,
-    # which the geometry refuses naming the map.
+    # One geometry call per sample, before stacking: at the training resolution the batch is several times
+    # smaller than at the images' own sizes, and samples of any sizes need no grouping. From a CPU generator a
+    # batch draws what its samples draw one by one.
     cropped = []
-    for _, run in itertools.groupby(samples, key=lambda maps: tuple(tensor.shape for tensor in maps)):
-        image, depth, valid_mask, sky_mask = (torch.stack(maps).to(device) for maps in zip(*run))
-        cropped.append(geometry(image, depth, valid_mask, sky_mask, generator=generator))
+    for example, maps in zip(examples, samples):
+        try:
+            cropped.append(geometry(*(tensor.to(device) for tensor in maps), generator=generator))
+        except ValueError as error:  # a map that does not match its image
+            raise ValueError(f"labeled sample {example['id']!r} of dataset {example['dataset']!r}: {error}") from error
     return tuple(
-        torch.cat([getattr(run, name) for run in cropped]) for name in ("image", "depth", "valid_mask", "sky_mask")
+        torch.stack([getattr(sample, name) for sample in cropped])
+        for name in ("image", "depth", "valid_mask", "sky_mask")
     )
 
 
