@@ -22,6 +22,11 @@ on the held-out last 10% of the ids.
 - ours: `train_metric.main` (streams, per-sample crop and flip from a checkpointed generator, the SiLog loss of
   `forward(labels=...)`, Accelerate, gradient clipping at 1.0), validating once, at the end.
 
+With `--mixed_precision bf16` two more loops run: ours with that flag, and the official loop (eager
+attention) with its forward under `torch.autocast` of that dtype and the loss in fp32, which the official code
+does not do. The fp32 rows stay: official and ours at the same precision compare the engines, the rows with
+autocast show what the precision adds to each.
+
 Step time: the median time between consecutive optimiser steps (data, forward, backward, update) after
 `--warmup_steps`, over `--rounds` rounds; each round runs every loop once and starts with the next loop of the
 previous round's order, so that a slow phase of a shared machine falls on all of them. Prints one markdown table,
@@ -41,6 +46,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from accelerate.state import AcceleratorState
 from accelerate.utils import set_seed
 from PIL import Image
 from transformers import DepthAnythingForDepthEstimation
@@ -49,6 +55,7 @@ from depth_anything_hf import DepthAnythingHFConfig, DepthAnythingHFForDepthEsti
 from depth_anything_hf.evaluation.metrics import MetricsAverager
 from depth_anything_hf.evaluation.presets import get_preset
 from depth_anything_hf.evaluation.runner import load_evaluation_samples, score_samples
+from depth_anything_hf.mixed_precision import autocast_dtype
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "training_scripts"
 sys.path.insert(0, str(SCRIPTS))
@@ -79,7 +86,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="encoder, the decoder gets 10x (the official 5e-6 is for released models and thousands of steps; a "
         "toy run of 150 steps from a weak encoder barely leaves the initial constant 10 m with it)",
     )
-    parser.add_argument("--mixed_precision", choices=["no", "bf16", "fp16"], default="no", help="ours only")
+    parser.add_argument(
+        "--mixed_precision",
+        choices=["no", "bf16"],
+        default="no",
+        help="bf16: also run ours with --mixed_precision bf16 and the official loop under bf16 autocast (fp16 would "
+        "need a gradient scaler, which the official loop has not)",
+    )
     parser.add_argument(
         "--prefetch_examples", type=int, default=0, help="ours only: train_metric.py's reader process look-ahead"
     )
@@ -161,8 +174,9 @@ class OfficialStyleDataset(torch.utils.data.Dataset):
         return {"image": image[:, crop[0], crop[1]], "depth": depth, "valid_mask": depth > 0}
 
 
-def official_loop(model, loader, args, device) -> list[float]:
-    """metric_depth/train.py's loop for `args.steps` steps; returns the time after each step."""
+def official_loop(model, loader, args, device, forward_dtype: torch.dtype | None = None) -> list[float]:
+    """metric_depth/train.py's loop for `args.steps` steps; returns the time after each step. `forward_dtype`: the
+    forward under autocast of that dtype and the loss on its prediction in fp32 (not in the official code)."""
     criterion = SiLogLoss()
     optimizer = torch.optim.AdamW(
         [
@@ -179,7 +193,9 @@ def official_loop(model, loader, args, device) -> list[float]:
             img, depth, valid_mask = sample["image"].to(device), sample["depth"].to(device), sample["valid_mask"].to(device)
             if random.random() < 0.5:
                 img, depth, valid_mask = img.flip(-1), depth.flip(-1), valid_mask.flip(-1)
-            pred = model(img).predicted_depth
+            with torch.autocast(device.type, dtype=forward_dtype, enabled=forward_dtype is not None):
+                pred = model(img).predicted_depth
+            pred = pred.float()
             loss = criterion(pred, depth, (valid_mask == 1) & (depth >= args.min_depth) & (depth <= args.max_depth))
             loss.backward()
             optimizer.step()
@@ -196,8 +212,10 @@ def official_loop(model, loader, args, device) -> list[float]:
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def ours(args, init_from: Path, output_dir: Path) -> tuple[DepthAnythingHFForDepthEstimation, list[float]]:
-    """train_metric.main, with the time of each optimiser step recorded."""
+def ours(
+    args, init_from: Path, output_dir: Path, mixed_precision: str
+) -> tuple[DepthAnythingHFForDepthEstimation, list[float]]:
+    """train_metric.main with `--mixed_precision mixed_precision`, with the time of each optimiser step recorded."""
     step_times = []
     end_step = train_metric.TrainingProgress.end_step
 
@@ -206,6 +224,8 @@ def ours(args, init_from: Path, output_dir: Path) -> tuple[DepthAnythingHFForDep
         return end_step(progress, *arguments, **keywords)
 
     train_metric.TrainingProgress.end_step = timed_end_step
+    # Accelerate keeps one state per process, fixed by the first Accelerator: ours runs at two precisions here.
+    AcceleratorState._reset_state(reset_partial_state=True)
     try:
         model = train_metric.main(train_metric.parse_args([
             "--init_from", str(init_from), "--dataset", args.dataset, "--dataset_split", TRAIN_SPLIT,
@@ -213,7 +233,7 @@ def ours(args, init_from: Path, output_dir: Path) -> tuple[DepthAnythingHFForDep
             "--max_train_steps", str(args.steps), "--max_depth", str(args.max_depth), "--min_depth", str(args.min_depth),
             "--encoder_learning_rate", str(args.learning_rate), "--checkpointing_steps", str(10 * args.steps),
             "--report_to", "none", "--output_dir", str(output_dir), "--seed", str(args.seed),
-            "--mixed_precision", args.mixed_precision, "--prefetch_examples", str(args.prefetch_examples),
+            "--mixed_precision", mixed_precision, "--prefetch_examples", str(args.prefetch_examples),
         ]))  # fmt: skip
     finally:
         train_metric.TrainingProgress.end_step = end_step
@@ -247,11 +267,11 @@ def held_out_metrics(model, args, device) -> tuple[dict, float, float]:
 
 
 def official(
-    args, init_from: Path, device, attention: str
+    args, init_from: Path, device, attention: str, forward_dtype: torch.dtype | None = None
 ) -> tuple[DepthAnythingForDepthEstimation, list[float]]:
-    """The official loop with `attention` ("eager" or "sdpa"), started from ours at step 0: the same encoder and
-    the same newly drawn metric decoder, which `train_metric.main` draws right after seeding every library with
-    --seed."""
+    """The official loop with `attention` ("eager" or "sdpa") and `forward_dtype` (see `official_loop`), started
+    from ours at step 0: the same encoder and the same newly drawn metric decoder, which `train_metric.main` draws
+    right after seeding every library with --seed."""
     set_seed(args.seed)
     step0 = train_metric.metric_model(train_metric.parse_args([
         "--init_from", str(init_from), "--dataset", args.dataset, "--max_depth", str(args.max_depth),
@@ -275,7 +295,7 @@ def official(
         OfficialStyleDataset(args.dataset, train_entries, args.resolution),
         batch_size=args.batch_size, shuffle=True, drop_last=True, num_workers=0,
     )  # fmt: skip
-    return official_model, official_loop(official_model, loader, args, device)
+    return official_model, official_loop(official_model, loader, args, device, forward_dtype)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -291,9 +311,20 @@ def main(argv: list[str] | None = None) -> dict:
     loops = {  # name: (table row, a function training it from the step-0 weights -> (model, step times))
         "official": ("official V2 loop (eager attention)", lambda _: official(args, init_from, device, "eager")),
         "official_sdpa": ("official V2 loop, SDPA attention", lambda _: official(args, init_from, device, "sdpa")),
-        "ours": ("ours (train_metric.py)", lambda round_index: ours(args, init_from, work_dir / f"round{round_index}")),
+        "ours": ("ours (train_metric.py)", lambda index: ours(args, init_from, work_dir / f"round{index}", "no")),
     }
+    precision = args.mixed_precision
+    if precision != "no":
+        loops[f"official_{precision}"] = (
+            f"official V2 loop (eager attention), forward under {precision} autocast",
+            lambda _: official(args, init_from, device, "eager", autocast_dtype(precision)),
+        )
+        loops[f"ours_{precision}"] = (
+            f"ours (train_metric.py --mixed_precision {precision})",
+            lambda index: ours(args, init_from, work_dir / f"round{index}_{precision}", precision),
+        )
     names = list(loops)
+    ours_names = [name for name in names if name.startswith("ours")]
     step_seconds = {name: [] for name in names}
     models = {}
     for round_index in range(args.rounds):
@@ -321,13 +352,15 @@ def main(argv: list[str] | None = None) -> dict:
         metrics, (lowest, highest) = result["metrics"], result["range"]
         print(f"| {result['row']} | {result['step_seconds']:.3f} | {metrics['abs_rel']:.4f} | {metrics['delta1']:.4f} | "
               f"{metrics['rmse']:.3f} | {metrics['silog']:.2f} | {lowest:.3f} .. {highest:.3f} |")  # fmt: skip
-    for name in names[:-1]:
-        per_round = [
-            np.median(theirs) / np.median(mine) for theirs, mine in zip(step_seconds[name], step_seconds["ours"])
-        ]
-        ratio = results[name]["step_seconds"] / results["ours"]["step_seconds"]
-        print(f"step time {results[name]['row']} / ours: {ratio:.2f} (> 1: ours is faster); per round: "
-              + ", ".join(f"{value:.2f}" for value in per_round))  # fmt: skip
+    for mine in ours_names:
+        for name in (name for name in names if name not in ours_names):
+            per_round = [
+                np.median(theirs) / np.median(ours_seconds)
+                for theirs, ours_seconds in zip(step_seconds[name], step_seconds[mine])
+            ]
+            ratio = results[name]["step_seconds"] / results[mine]["step_seconds"]
+            print(f"step time {results[name]['row']} / {results[mine]['row']}: {ratio:.2f} (> 1: ours is faster); "
+                  "per round: " + ", ".join(f"{value:.2f}" for value in per_round))  # fmt: skip
     return results
 
 

@@ -102,9 +102,9 @@ def test_metric_finetune_benchmark(benchmark_module, synthetic_rgbd, tiny_config
     results = benchmark_module("metric_finetune").main(
         arguments
         + ["--steps", "3", "--warmup_steps", "0", "--rounds", "2", "--max_validation_images", "2"]
-        + ["--work_dir", str(tmp_path / "runs")]
+        + ["--work_dir", str(tmp_path / "runs"), "--mixed_precision", "bf16"]
     )
-    assert list(results) == ["official", "official_sdpa", "ours"]
+    assert list(results) == ["official", "official_sdpa", "ours", "official_bf16", "ours_bf16"]
     assert all(result["step_seconds"] > 0 for result in results.values())
     for result in results.values():
         lowest, highest = result["range"]
