@@ -224,7 +224,8 @@ def ours(
         return end_step(progress, *arguments, **keywords)
 
     train_metric.TrainingProgress.end_step = timed_end_step
-    # Accelerate keeps one state per process, fixed by the first Accelerator: ours runs at two precisions here.
+    # Accelerate keeps one state per process, fixed by the first Accelerator: ours runs at two precisions here,
+    # and leaves none behind (a later Accelerator without --mixed_precision, in-process, would inherit bf16).
     AcceleratorState._reset_state(reset_partial_state=True)
     try:
         model = train_metric.main(train_metric.parse_args([
@@ -237,6 +238,7 @@ def ours(
         ]))  # fmt: skip
     finally:
         train_metric.TrainingProgress.end_step = end_step
+        AcceleratorState._reset_state(reset_partial_state=True)
     return model, step_times
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from accelerate.state import AcceleratorState
 
 from depth_anything_hf import DepthAnythingHFForDepthEstimation
 
@@ -105,6 +106,9 @@ def test_metric_finetune_benchmark(benchmark_module, synthetic_rgbd, tiny_config
         + ["--work_dir", str(tmp_path / "runs"), "--mixed_precision", "bf16"]
     )
     assert list(results) == ["official", "official_sdpa", "ours", "official_bf16", "ours_bf16"]
+    # No Accelerate state left behind: an in-process script after it would inherit its bf16 (seen in the data
+    # engine's tests, which label with accelerate's configured precision by default).
+    assert not AcceleratorState._shared_state
     assert all(result["step_seconds"] > 0 for result in results.values())
     for result in results.values():
         lowest, highest = result["range"]
