@@ -84,6 +84,17 @@ def test_folder_depth_of_every_16_bit_value_is_the_float32_nearest_its_metres(tm
     np.testing.assert_array_equal(depth, (every_value / float(units_per_metre)).astype(np.float32))
 
 
+@pytest.mark.parametrize("units_per_metre", [1000, 256, 100, 1])
+def test_uint16_depth_in_metres_rounds_every_value_as_float64_division(units_per_metre):
+    """The conversion of the folder, NYU (1000) and KITTI (256) decoders, over every uint16 value."""
+    from depth_anything_hf.data.formats import uint16_depth_in_metres
+
+    every_value = np.arange(65536, dtype=np.uint16)
+    metres = uint16_depth_in_metres(every_value, units_per_metre)
+    assert metres.dtype == np.float32
+    np.testing.assert_array_equal(metres, (every_value / float(units_per_metre)).astype(np.float32))
+
+
 def test_folder_zero_depth_is_sky_per_dataset_and_by_flag(tmp_path):
     """Rendered data leaves the environment at depth 0: a dataset whose metadata says so (or the flag) gets a sky
     mask there, and the training target sets it to disparity 0 and supervises it (docs/method.md section 4)."""

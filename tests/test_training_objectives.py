@@ -98,7 +98,7 @@ def test_labeled_targets_are_normalised_disparity_with_sky_at_zero():
 
 
 def test_metric_batch_of_mixed_sizes_crops_each_sample_as_its_own_geometry_call():
-    """Same-sized samples go through the geometry together; each must get the crop and flip that a call of its own,
+    """Each sample, whatever its size, must get the crop and flip that a geometry call of its own,
     in batch order, draws."""
     rng = np.random.default_rng(1)
     examples = []

@@ -50,8 +50,6 @@ VKITTI2_SKY_CENTIMETRES = 65535
 # scikit-image's Middlebury 2014 "Motorcycle", downsampled 4x (its docstring gives the calibration).
 MOTORCYCLE_CALIBRATION = {"focal_length": 994.978, "baseline": 0.193001, "doffs": 31.086, "cx": 311.193, "cy": 254.877}
 
-# Units per metre, whole numbers: float32 division by them rounds exactly as float64 then float32 would (every
-# uint16 value checked), at a fraction of the cost.
 _DEPTH_UNITS_PER_METRE = {"millimeter": 1000, "centimeter": 100, "meter": 1}
 
 
@@ -69,6 +67,15 @@ def read_uint16_png(path) -> np.ndarray:
     if values.min() < 0 or values.max() > 65535:
         raise ValueError(f"{path}: values outside the 16-bit range")
     return values.astype(np.uint16)
+
+
+def uint16_depth_in_metres(depth_units: np.ndarray, units_per_metre: int) -> np.ndarray:
+    """float32 metres of uint16 depth stored in units of 1 / `units_per_metre` m (1000: millimetres, 256: KITTI).
+
+    Divided in float32, at a fraction of the cost of float64: for a whole number of units per metre, each of the
+    65536 values rounds to the same float32 as the float64 quotient does (checked for 1000, 100 and 1; exact for
+    256)."""
+    return np.divide(depth_units, np.float32(units_per_metre), dtype=np.float32)
 
 
 def read_pfm(path) -> np.ndarray:
@@ -233,7 +240,7 @@ def _decode_folder(record: dict) -> dict:
     depth_units = read_uint16_png(record["depth_path"])
     return make_labeled_sample(
         image=Path(record["image_path"]).read_bytes(),
-        depth=np.divide(depth_units, np.float32(record["units_per_metre"]), dtype=np.float32),
+        depth=uint16_depth_in_metres(depth_units, record["units_per_metre"]),
         depth_kind="depth",
         valid_mask=depth_units > 0,
         # Rendered data leaves the environment (sky) at 0; the target sets it to disparity 0 (docs/method.md section 4).
@@ -266,7 +273,7 @@ def _decode_nyu(record: dict) -> dict:
     else:
         depth_millimetres = read_uint16_png(record["depth_path"])
         image = Path(record["image_path"]).read_bytes()
-        depth = depth_millimetres / 1000.0
+        depth = uint16_depth_in_metres(depth_millimetres, 1000)
         valid_mask = depth_millimetres > 0
     # The intrinsics hold for NYU's full 640x480 frames only, not for cropped copies.
     intrinsics = NYU_INTRINSICS if depth.shape == (480, 640) else {}
@@ -333,7 +340,7 @@ def _decode_kitti(record: dict) -> dict:
     else:
         intrinsics = _file_intrinsics(_read_kitti_intrinsics_matrix, record["intrinsics_path"])
     return make_labeled_sample(
-        image=Path(record["image_path"]).read_bytes(), depth=depth_raw / 256.0, depth_kind="depth",
+        image=Path(record["image_path"]).read_bytes(), depth=uint16_depth_in_metres(depth_raw, 256), depth_kind="depth",
         valid_mask=depth_raw > 0, dataset=record["dataset"], sample_id=record["id"], **intrinsics,
     )
 
